@@ -1,0 +1,373 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file. Every field documents its default;
+// deploy/kuzet.example.yaml lists the same keys and a test keeps the two in step.
+type Config struct {
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+	Database Database `yaml:"database"`
+	Store    Store    `yaml:"store"`
+	Ingest   Ingest   `yaml:"ingest"`
+	Recorder Recorder `yaml:"recorder"`
+	// SecretKeyFile is a file holding the 32-byte key (hex or base64) that
+	// encrypts camera credentials at rest. KUZET_SECRET_KEY, when set, is the
+	// key itself and wins. Default: none (cameras with credentials refused).
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// Cameras are cameras configured statically, in addition to the registry.
+	// Default: none.
+	Cameras []Camera `yaml:"cameras"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	// Level is debug, info, warn or error. Default: info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default: text.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the API, UI, signalling and operational endpoints.
+type HTTP struct {
+	// Listen is the host:port to listen on. Default: 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files; both set turns on HTTPS. Default: none.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// ShutdownTimeout bounds the graceful shutdown. Default: 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Database configures PostgreSQL.
+type Database struct {
+	// URL is the PostgreSQL connection URL (postgres://user@host:port/db).
+	// Required by serve; KUZET_DATABASE_URL overrides it.
+	URL URL `yaml:"url"`
+	// MaxConns is the size of the connection pool. Default: 16.
+	MaxConns int `yaml:"max_conns"`
+	// ConnectTimeout bounds the first connection at start. Default: 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// Store configures the object store for segments.
+type Store struct {
+	// Kind is fs (a local directory) or s3. Default: fs.
+	Kind string `yaml:"kind"`
+	FS   FS     `yaml:"fs"`
+	S3   S3     `yaml:"s3"`
+}
+
+// FS is the local-directory object store.
+type FS struct {
+	// Dir is the directory that holds the objects. Default: ./var/store.
+	Dir string `yaml:"dir"`
+}
+
+// S3 is an S3-compatible object store.
+type S3 struct {
+	// Endpoint is host:port of the S3 service. Required for kind s3.
+	Endpoint string `yaml:"endpoint"`
+	// Bucket holds the segments. Required for kind s3.
+	Bucket string `yaml:"bucket"`
+	// Region of the bucket. Default: us-east-1.
+	Region string `yaml:"region"`
+	// AccessKey and SecretKey are the credentials; KUZET_STORE_S3_SECRET_KEY
+	// is the usual way to pass the secret. Default: none.
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// TLS uses HTTPS to the endpoint. Default: true.
+	TLS bool `yaml:"tls"`
+	// MultipartThreshold is the object size above which uploads are
+	// multipart. Default: 64MiB.
+	MultipartThreshold Bytes `yaml:"multipart_threshold"`
+}
+
+// Ingest configures how cameras are pulled.
+type Ingest struct {
+	// Transport is tcp, udp or auto. Default: tcp.
+	Transport string `yaml:"transport"`
+	// ReadTimeout marks a camera offline when no data arrives for this long.
+	// Default: 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// BackoffMin and BackoffMax bound the jittered reconnect backoff.
+	// Defaults: 1s and 30s.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// MaxAccessUnit is the largest access unit accepted from a camera; a
+	// larger one is dropped and counted. Default: 4MiB.
+	MaxAccessUnit Bytes `yaml:"max_access_unit"`
+	// GOPCache bounds the per-camera cache of the latest GOP. Default: 8MiB.
+	GOPCache Bytes `yaml:"gop_cache"`
+	// LiveQueue and RecorderQueue are the per-reader queue capacities in
+	// access units. Defaults: 128 and 1024.
+	LiveQueue     int `yaml:"live_queue"`
+	RecorderQueue int `yaml:"recorder_queue"`
+}
+
+// Recorder configures segmenting, the spool and retention.
+type Recorder struct {
+	// Enabled turns recording on. Default: true.
+	Enabled bool `yaml:"enabled"`
+	// SpoolDir is the local spool directory. Default: ./var/spool.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolQuota is the most the spool may hold. Default: 10GiB.
+	SpoolQuota Bytes `yaml:"spool_quota"`
+	// SegmentDuration is the target segment length; segments are cut on the
+	// first keyframe after it. Default: 60s.
+	SegmentDuration time.Duration `yaml:"segment_duration"`
+	// FragmentDuration is the longest fMP4 fragment. Default: 1s.
+	FragmentDuration time.Duration `yaml:"fragment_duration"`
+	// SyncInterval is the longest time between fdatasyncs. Default: 2s.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// RetentionDays is the default retention per camera. Default: 31.
+	RetentionDays int `yaml:"retention_days"`
+}
+
+// Camera is a statically configured camera.
+type Camera struct {
+	// ID identifies the camera (letters, digits, - and _). Required.
+	ID string `yaml:"id"`
+	// Facility is the facility code the camera belongs to. Required.
+	Facility string `yaml:"facility"`
+	// Name is shown to people. Default: the ID.
+	Name string `yaml:"name"`
+	// URL is the rtsp:// or rtsps:// URL, without credentials. Required.
+	URL URL `yaml:"url"`
+	// Username and Password authenticate to the camera. Default: none.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Enabled pulls the camera. Default: true.
+	Enabled bool `yaml:"enabled"`
+}
+
+func (c *Camera) setDefaults() { c.Enabled = true }
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Log:      Log{Level: "info", Format: "text"},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080", ShutdownTimeout: 10 * time.Second},
+		Database: Database{MaxConns: 16, ConnectTimeout: 5 * time.Second},
+		Store: Store{
+			Kind: "fs",
+			FS:   FS{Dir: "./var/store"},
+			S3:   S3{Region: "us-east-1", TLS: true, MultipartThreshold: 64 << 20},
+		},
+		Ingest: Ingest{
+			Transport: "tcp", ReadTimeout: 10 * time.Second,
+			BackoffMin: time.Second, BackoffMax: 30 * time.Second,
+			MaxAccessUnit: 4 << 20, GOPCache: 8 << 20,
+			LiveQueue: 128, RecorderQueue: 1024,
+		},
+		Recorder: Recorder{
+			Enabled: true, SpoolDir: "./var/spool", SpoolQuota: 10 << 30,
+			SegmentDuration: 60 * time.Second, FragmentDuration: time.Second,
+			SyncInterval: 2 * time.Second, RetentionDays: 31,
+		},
+	}
+}
+
+// Load reads the YAML file at path (none when path is ""), applies the
+// KUZET_* variables of environ over it, and validates the result.
+func Load(path string, environ []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		if err := Parse(b, &c); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML into c over the values already there.
+func Parse(b []byte, c *Config) error {
+	var n yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&n); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	return decodeNode(&n, reflect.ValueOf(c).Elem(), "")
+}
+
+// EnvName returns the environment variable that overrides a dotted key:
+// "database.url" → KUZET_DATABASE_URL.
+func EnvName(key string) string {
+	return "KUZET_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// envSkip are KUZET_ variables that are not configuration keys.
+var envSkip = []string{"KUZET_SECRET_KEY", "KUZET_CONFIG"}
+
+// applyEnv sets every scalar key whose KUZET_* variable is present. A KUZET_
+// variable that names no key is refused, like an unknown key in the file.
+func applyEnv(c *Config, environ []string) error {
+	keys := map[string]reflect.Value{}
+	collectKeys(reflect.ValueOf(c).Elem(), "", keys)
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "KUZET_") || slices.Contains(envSkip, name) ||
+			strings.HasPrefix(name, "KUZET_TEST_") || strings.HasPrefix(name, "KUZET_DEMO_") {
+			continue
+		}
+		v, ok := keys[name]
+		if !ok {
+			return &FieldError{Key: strings.ToLower(strings.TrimPrefix(name, "KUZET_")), Source: name, Msg: "no such configuration key"}
+		}
+		key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "KUZET_"), "_", "."))
+		if err := setScalar(v, val, key, 0, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func collectKeys(v reflect.Value, path string, out map[string]reflect.Value) {
+	t := v.Type()
+	if t.Kind() != reflect.Struct || t == urlType {
+		if t.Kind() != reflect.Slice || t.Elem().Kind() == reflect.String {
+			out[EnvName(path)] = v
+		}
+		return
+	}
+	for name, i := range yamlFields(t) {
+		collectKeys(v.Field(i), join(path, name), out)
+	}
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	oneOf := func(key, v string, allowed ...string) {
+		if !slices.Contains(allowed, v) {
+			bad(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		}
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "text", "json")
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert", "tls_cert and tls_key must be set together")
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		bad("http.shutdown_timeout", "must be positive")
+	}
+	if u := c.Database.URL; !u.IsZero() && u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		bad("database.url", "scheme must be postgres:// or postgresql://, got %q", u.Scheme)
+	}
+	if c.Database.MaxConns < 1 {
+		bad("database.max_conns", "must be at least 1")
+	}
+	oneOf("store.kind", c.Store.Kind, "fs", "s3")
+	switch c.Store.Kind {
+	case "fs":
+		if c.Store.FS.Dir == "" {
+			bad("store.fs.dir", "required when store.kind is fs")
+		}
+	case "s3":
+		if c.Store.S3.Endpoint == "" {
+			bad("store.s3.endpoint", "required when store.kind is s3")
+		} else if strings.Contains(c.Store.S3.Endpoint, "/") {
+			bad("store.s3.endpoint", "%q must be host:port, without a scheme (set store.s3.tls)", c.Store.S3.Endpoint)
+		}
+		if c.Store.S3.Bucket == "" {
+			bad("store.s3.bucket", "required when store.kind is s3")
+		}
+		if c.Store.S3.MultipartThreshold < 5<<20 {
+			bad("store.s3.multipart_threshold", "must be at least 5MiB (the S3 minimum part size)")
+		}
+	}
+	oneOf("ingest.transport", c.Ingest.Transport, "tcp", "udp", "auto")
+	if c.Ingest.ReadTimeout < time.Second {
+		bad("ingest.read_timeout", "must be at least 1s")
+	}
+	if c.Ingest.BackoffMin <= 0 || c.Ingest.BackoffMax < c.Ingest.BackoffMin {
+		bad("ingest.backoff_max", "backoff_min must be positive and backoff_max at least backoff_min")
+	}
+	if c.Ingest.MaxAccessUnit < 64<<10 {
+		bad("ingest.max_access_unit", "must be at least 64KiB")
+	}
+	if c.Ingest.LiveQueue < 8 || c.Ingest.RecorderQueue < 8 {
+		bad("ingest.live_queue", "queues must hold at least 8 access units")
+	}
+	if c.Recorder.SegmentDuration < time.Second || c.Recorder.SegmentDuration > time.Hour {
+		bad("recorder.segment_duration", "must be between 1s and 1h")
+	}
+	if c.Recorder.FragmentDuration <= 0 || c.Recorder.FragmentDuration > c.Recorder.SegmentDuration {
+		bad("recorder.fragment_duration", "must be positive and at most segment_duration")
+	}
+	if c.Recorder.SyncInterval <= 0 || c.Recorder.SyncInterval > 2*time.Second {
+		bad("recorder.sync_interval", "must be positive and at most 2s")
+	}
+	if c.Recorder.RetentionDays < 1 {
+		bad("recorder.retention_days", "must be at least 1")
+	}
+	if c.Recorder.Enabled && c.Recorder.SpoolDir == "" {
+		bad("recorder.spool_dir", "required when recording is enabled")
+	}
+	seen := map[string]bool{}
+	for i, cam := range c.Cameras {
+		key := fmt.Sprintf("cameras[%d]", i)
+		if !validID(cam.ID) {
+			bad(key+".id", "%q must be 1-64 letters, digits, - or _", cam.ID)
+		} else if seen[cam.ID] {
+			bad(key+".id", "duplicate camera id %q", cam.ID)
+		}
+		seen[cam.ID] = true
+		if !validID(cam.Facility) {
+			bad(key+".facility", "%q must be 1-64 letters, digits, - or _", cam.Facility)
+		}
+		switch {
+		case cam.URL.IsZero():
+			bad(key+".url", "required")
+		case cam.URL.Scheme != "rtsp" && cam.URL.Scheme != "rtsps":
+			bad(key+".url", "scheme must be rtsp:// or rtsps://, got %q", cam.URL.Scheme)
+		case cam.URL.User != nil:
+			bad(key+".url", "put credentials in username and password, not in the URL")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
