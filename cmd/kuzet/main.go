@@ -30,7 +30,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() []command {
 	cs := []command{
-		// one line per command, each defined in its own file
+		serveCommand(),
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs

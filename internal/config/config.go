@@ -228,7 +228,7 @@ var envSkip = []string{"KUZET_SECRET_KEY", "KUZET_CONFIG"}
 // applyEnv sets every scalar key whose KUZET_* variable is present. A KUZET_
 // variable that names no key is refused, like an unknown key in the file.
 func applyEnv(c *Config, environ []string) error {
-	keys := map[string]reflect.Value{}
+	keys := map[string]envKey{}
 	collectKeys(reflect.ValueOf(c).Elem(), "", keys)
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
@@ -236,23 +236,28 @@ func applyEnv(c *Config, environ []string) error {
 			strings.HasPrefix(name, "KUZET_TEST_") || strings.HasPrefix(name, "KUZET_DEMO_") {
 			continue
 		}
-		v, ok := keys[name]
+		k, ok := keys[name]
 		if !ok {
 			return &FieldError{Key: strings.ToLower(strings.TrimPrefix(name, "KUZET_")), Source: name, Msg: "no such configuration key"}
 		}
-		key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "KUZET_"), "_", "."))
-		if err := setScalar(v, val, key, 0, name); err != nil {
+		if err := setScalar(k.v, val, k.path, 0, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func collectKeys(v reflect.Value, path string, out map[string]reflect.Value) {
+// envKey is a scalar configuration key reachable from the environment.
+type envKey struct {
+	path string
+	v    reflect.Value
+}
+
+func collectKeys(v reflect.Value, path string, out map[string]envKey) {
 	t := v.Type()
 	if t.Kind() != reflect.Struct || t == urlType {
 		if t.Kind() != reflect.Slice || t.Elem().Kind() == reflect.String {
-			out[EnvName(path)] = v
+			out[EnvName(path)] = envKey{path, v}
 		}
 		return
 	}

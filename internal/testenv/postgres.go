@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kuzet/kuzet/internal/pgserver"
 )
 
 var (
@@ -128,67 +129,13 @@ func redact(s string) string {
 	return "(url)"
 }
 
-// PostgresBin finds a PostgreSQL server binary (initdb, pg_ctl, postgres):
-// on PATH or under /usr/lib/postgresql/*/bin.
-func PostgresBin(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
-	if len(matches) > 0 {
-		return matches[len(matches)-1], nil
-	}
-	return "", fmt.Errorf("%s not found (apt-get install postgresql)", name)
-}
-
-// throwawayCluster starts (or reuses) a private cluster under the cache
-// directory, listening on a Unix socket and a fixed loopback port. It stays
-// running for later test packages; `make clean` removes it.
+// throwawayCluster starts (or reuses) a private cluster under the system
+// temporary directory on a fixed loopback port. It stays running for later
+// test packages; `make clean` stops and removes it.
 func throwawayCluster() (string, error) {
-	initdb, err := PostgresBin("initdb")
+	c, err := pgserver.Start(context.Background(), filepath.Join(os.TempDir(), "kuzet-test-pg"), 55432)
 	if err != nil {
 		return "", err
 	}
-	pgctl, err := PostgresBin("pg_ctl")
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(CacheDir(), "pg")
-	data := filepath.Join(dir, "data")
-	const port = "55432"
-	u := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
-	if ping(u) == nil {
-		return u, nil
-	}
-	asUser := func(cmd *exec.Cmd) *exec.Cmd { return cmd }
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: run it as nobody-owned files via
-		// the postgres system user when it exists.
-		if _, err := exec.LookPath("runuser"); err == nil {
-			if _, err := exec.Command("id", "postgres").Output(); err == nil {
-				asUser = func(cmd *exec.Cmd) *exec.Cmd {
-					args := append([]string{"-u", "postgres", "--", cmd.Path}, cmd.Args[1:]...)
-					return exec.Command("runuser", args...)
-				}
-			}
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	if os.Geteuid() == 0 {
-		_ = exec.Command("chown", "-R", "postgres", dir).Run()
-	}
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		out, err := asUser(exec.Command(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("initdb: %v: %s", err, out)
-		}
-	}
-	out, err := asUser(exec.Command(pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "30",
-		"-o", "-p "+port+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off", "start")).CombinedOutput()
-	if err != nil && ping(u) != nil {
-		return "", fmt.Errorf("pg_ctl start: %v: %s", err, out)
-	}
-	return u, ping(u)
+	return c.URL, nil
 }

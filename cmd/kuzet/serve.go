@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kuzet/kuzet/internal/config"
+	"github.com/kuzet/kuzet/viewer"
+)
+
+func serveCommand() command {
+	return command{
+		name:    "serve",
+		usage:   "[--config FILE]",
+		summary: "Run the Kuzet service: ingest, recording, alerts, the API and the UI.\n\nConfiguration comes from FILE (YAML) with KUZET_* environment variables over it\n(KUZET_DATABASE_URL sets database.url); see deploy/kuzet.example.yaml.\nSIGINT or SIGTERM shuts it down cleanly.",
+		flags: func(fs *flag.FlagSet) func(context.Context, []string) error {
+			path := fs.String("config", os.Getenv("KUZET_CONFIG"), "configuration `file` (YAML); default none, or $KUZET_CONFIG")
+			return func(ctx context.Context, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("unexpected argument %q", args[0])
+				}
+				cfg, err := config.Load(*path, os.Environ())
+				if err != nil {
+					return err
+				}
+				log := newLogger(os.Stderr, cfg.Log)
+				return serve(ctx, cfg, log, nil)
+			}
+		},
+	}
+}
+
+// newLogger builds the process logger from the log configuration.
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serveHooks lets demo (and tests) observe the running service.
+type serveHooks struct {
+	// ready is called with the HTTP address once the server listens.
+	ready func(addr string)
+}
+
+// serve runs every component until ctx ends. Start order: metrics registry,
+// PostgreSQL (migrations applied), object store, then the data flow from its
+// source: ingest, recorder, alerts, and last the HTTP server, so nothing is
+// served before what it shows exists.
+//
+// Shutdown order (ctx cancelled by SIGINT/SIGTERM): every component's Run
+// returns on ctx; the HTTP server stops accepting and drains within
+// http.shutdown_timeout; ingest closes camera sessions, which ends the
+// recorder's streams, and the recorder closes its open segments in the
+// spool (uploaded at next start if there was no time now); the database pool
+// closes last, after the errgroup has waited for everyone.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serveHooks) error {
+	if cfg.Database.URL.IsZero() {
+		return errors.New("config key \"database.url\" is required (or set KUZET_DATABASE_URL)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kuzet_up", Help: "1 while the Kuzet service runs."})
+	reg.MustRegister(up)
+
+	pool, err := openDatabase(ctx, cfg.Database, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	checks := []viewer.ReadyCheck{
+		{Name: "database", Check: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("PostgreSQL unreachable: %v", redactErr(err, cfg.Database.URL))
+			}
+			return nil
+		}},
+	}
+	srv, err := viewer.New(viewer.Config{
+		Listen:          cfg.HTTP.Listen,
+		TLSCert:         cfg.HTTP.TLSCert,
+		TLSKey:          cfg.HTTP.TLSKey,
+		ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
+	}, log, reg, checks)
+	if err != nil {
+		return err
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(addr.String())
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	up.Set(1)
+	log.Info("kuzet running", "http", addr.String())
+	err = g.Wait()
+	up.Set(0)
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	log.Info("kuzet stopped")
+	return nil
+}
+
+// openDatabase connects to PostgreSQL within the connect timeout, so that a
+// wrong or unreachable database stops the start with a clear message.
+func openDatabase(ctx context.Context, c config.Database, log *slog.Logger) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(c.URL.String())
+	if err != nil {
+		return nil, fmt.Errorf("config key \"database.url\": %v", redactErr(err, c.URL))
+	}
+	pcfg.MaxConns = int32(c.MaxConns)
+	pcfg.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	cctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(cctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %v", c.URL.Redacted(), redactErr(err, c.URL))
+	}
+	if err := pool.Ping(cctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s unreachable: %v", c.URL.Redacted(), redactErr(err, c.URL))
+	}
+	log.Info("database connected", "url", c.URL.Redacted())
+	return pool, nil
+}
+
+// redactErr removes the database password from an error message.
+func redactErr(err error, u config.URL) string {
+	msg := err.Error()
+	if u.URL != nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
