@@ -42,7 +42,8 @@
 // logs.
 //
 // Concurrency and backpressure: all methods are safe for concurrent use
-// and start no goroutines that outlive the call. Every call blocks its
+// and start no goroutines that outlive the call (apart from the S3 HTTP
+// client's pooled connections, which Close releases). Every call blocks its
 // caller and no more: nothing is queued or dropped here, the recorder's
 // spool is the buffer. Calls are bounded in time so that an outage turns
 // into ErrUnavailable instead of a hang: on S3, connecting and each
