@@ -88,10 +88,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	}
 	defer pool.Close()
 
+	objects, err := openStore(ctx, cfg.Store, log, reg)
+	if err != nil {
+		return err
+	}
+	defer objects.Close()
+
 	checks := []viewer.ReadyCheck{
 		{Name: "database", Check: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("PostgreSQL unreachable: %v", redactErr(err, cfg.Database.URL))
+			}
+			return nil
+		}},
+		{Name: "object_store", Check: func(ctx context.Context) error {
+			if err := objects.Ping(ctx); err != nil {
+				return fmt.Errorf("object store unreachable: %v", err)
 			}
 			return nil
 		}},
