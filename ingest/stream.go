@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,10 @@ type StreamConfig struct {
 	// joining then wait for the next keyframe. 0 disables the cache.
 	// Default (from cmd): 8 MiB.
 	GOPCacheBytes int
+	// ReaderMaxBytes caps every reader's ReaderConfig.MaxBytes, so that the
+	// media a stream holds stays under a ceiling whatever its readers ask
+	// for. 0 means no cap beyond each reader's own bound.
+	ReaderMaxBytes int
 }
 
 // Stream is the fan-out hub of one camera: the source publishes units and
@@ -32,10 +37,14 @@ type StreamConfig struct {
 // loses units according to its DropPolicy, and every lost unit is counted.
 // AddReader, Reader.Read and Reader.Close may be called from any goroutine.
 type Stream struct {
-	camera   string
-	gopLimit int
-	metrics  *Metrics
-	log      *slog.Logger
+	camera      string
+	gopLimit    int
+	readerLimit int
+	metrics     *Metrics
+	log         *slog.Logger
+
+	// dropped counts the units lost by all readers, past and present.
+	dropped atomic.Uint64
 
 	mu      sync.Mutex
 	readers []*Reader
@@ -56,11 +65,23 @@ func NewStream(cfg StreamConfig, metrics *Metrics, log *slog.Logger) *Stream {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Stream{
-		camera:   cfg.Camera,
-		gopLimit: cfg.GOPCacheBytes,
-		metrics:  metrics,
-		log:      log.With("camera", cfg.Camera),
+		camera:      cfg.Camera,
+		gopLimit:    cfg.GOPCacheBytes,
+		readerLimit: cfg.ReaderMaxBytes,
+		metrics:     metrics,
+		log:         log.With("camera", cfg.Camera),
 	}
+}
+
+// Dropped returns how many units the readers of the stream have lost to full
+// queues since the stream was created, including readers since closed.
+func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
+
+// Readers returns the number of attached readers.
+func (s *Stream) Readers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.readers)
 }
 
 // Camera returns the camera id of the stream.
@@ -189,6 +210,7 @@ type ReaderConfig struct {
 	// Capacity is the queue length in items. Required, at least 8.
 	Capacity int
 	// MaxBytes bounds the media bytes queued. 0 means Capacity × 1 MiB.
+	// The stream's ReaderMaxBytes, when set, caps it.
 	MaxBytes int
 	// Policy applied when the queue is full.
 	Policy DropPolicy
@@ -206,6 +228,9 @@ func (s *Stream) AddReader(cfg ReaderConfig) (*Reader, error) {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = cfg.Capacity << 20
+	}
+	if s.readerLimit > 0 && cfg.MaxBytes > s.readerLimit {
+		cfg.MaxBytes = s.readerLimit
 	}
 	r := &Reader{
 		s:        s,
@@ -270,10 +295,16 @@ func (r *Reader) push(u *Unit) {
 		return
 	}
 	if r.waitKey {
-		if !r.s.startsGOP(u) || !r.fits(u, 2) {
+		if !r.s.startsGOP(u) {
 			if r.skipping {
 				r.drop()
 			}
+			return
+		}
+		if !r.fits(u, 2) {
+			// A keyframe that finds no room is lost like any other unit:
+			// counted, and reported to an overload reader.
+			r.overflow(u)
 			return
 		}
 		r.waitKey, r.skipping = false, false
@@ -294,11 +325,20 @@ func (r *Reader) overflow(u *Unit) {
 	r.waitKey, r.skipping = true, true
 	switch r.policy {
 	case SkipToKeyframe:
-		// Jump to live: what is queued is too old to show.
+		// Jump to live: what is queued is too old to show. The latest
+		// queued event still describes the units that follow, so it is
+		// kept.
+		var last *Event
 		for r.n > 0 {
-			if r.pop().Unit != nil {
+			it := r.pop()
+			if it.Unit != nil {
 				r.drop()
+			} else {
+				last = it.Event
 			}
+		}
+		if last != nil {
+			r.enqueue(Item{Event: last})
 		}
 		if r.s.startsGOP(u) && r.fits(u, 1) {
 			r.waitKey, r.skipping = false, false
@@ -325,14 +365,17 @@ func (r *Reader) pushEvent(e *Event) {
 		return
 	}
 	for r.n >= len(r.ring) {
+		// Evicting an event loses information too: an overload reader is
+		// told, whatever the evicted item was.
 		if r.ring[r.head].Unit != nil {
 			r.drop()
-			r.overload = r.policy == KeepQueueReportOverload
 		}
+		r.overload = r.overload || r.policy == KeepQueueReportOverload
 		r.pop()
 	}
-	// After an event the next unit must be a keyframe of the new timeline.
-	r.waitKey = true
+	// After an event the next unit must be a keyframe of the new timeline;
+	// the units skipped until then are not lost to the queue.
+	r.waitKey, r.skipping = true, false
 	r.enqueue(Item{Event: e})
 }
 
@@ -365,6 +408,7 @@ func (r *Reader) pop() Item {
 
 func (r *Reader) drop() {
 	r.drops++
+	r.s.dropped.Add(1)
 	if r.dropped != nil {
 		r.dropped.Inc()
 	}
