@@ -265,6 +265,8 @@ func TestPolicy(t *testing.T) {
 		{"involved investigator no playback", inv, ActionFootageView, involved, false},
 		{"involved investigator no export", inv, ActionFootageExport, involved, false},
 		{"involved investigator may read the record", inv, ActionIncidentRead, involved, true},
+		{"involved investigator may not change it", inv, ActionIncidentWrite, involved, false},
+		{"involved investigator may not release its hold", inv, ActionHoldChange, involved, false},
 		{"it health", it, ActionCameraHealth, f27, true},
 		{"it no pixels live", it, ActionLiveView, f16, false},
 		{"it no pixels playback", it, ActionFootageView, f16, false},

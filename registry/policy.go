@@ -93,10 +93,16 @@ func grants(r Role) []Action {
 	return nil
 }
 
-// footageActions are those that show or hand out recorded pixels: staff
-// involved in an incident may not take them on that incident.
-func footageAction(a Action) bool {
-	return a == ActionFootageView || a == ActionFootageExport
+// conflictAction reports whether a is denied to staff involved in the
+// incident it is taken on: seeing or handing out its footage, and changing
+// the incident or its hold (which would let them steer the investigation,
+// or strike themselves from the involved staff).
+func conflictAction(a Action) bool {
+	switch a {
+	case ActionFootageView, ActionFootageExport, ActionIncidentWrite, ActionHoldChange:
+		return true
+	}
+	return false
 }
 
 // Principal is an authenticated user (through a session or an API token).
@@ -139,8 +145,9 @@ type Resource struct {
 	// being created, a user scoped to all): only principals scoped to all
 	// facilities may act on it.
 	AllFacilities bool
-	// InvolvedStaff are users involved in the incident the footage belongs
-	// to: they are denied footage actions on it.
+	// InvolvedStaff are users involved in the incident the resource belongs
+	// to: they are denied its footage (view, export) and changing it or its
+	// hold.
 	InvolvedStaff []int64
 }
 
@@ -149,8 +156,8 @@ func InFacility(facility string) Resource { return Resource{Facilities: []string
 
 // Policy is the one authorisation policy of Kuzet: deny by default; a
 // principal may take an action when one of its roles grants it, every
-// facility of the resource is in its scope, and, for footage, it is not staff
-// involved in the incident. The zero value is ready; it holds no state.
+// facility of the resource is in its scope, and, for the footage, the record
+// or the hold of an incident, it is not staff involved in that incident. The zero value is ready; it holds no state.
 type Policy struct{}
 
 // Can reports whether p may take a on res.
@@ -185,7 +192,7 @@ func (pol Policy) Check(p Principal, a Action, res Resource) error {
 			return fmt.Errorf("%w: facility %s is outside the scope of %s", ErrForbidden, f, p.Username)
 		}
 	}
-	if footageAction(a) && slices.Contains(res.InvolvedStaff, p.UserID) {
+	if conflictAction(a) && slices.Contains(res.InvolvedStaff, p.UserID) {
 		return fmt.Errorf("%w: %s is involved in the incident", ErrForbidden, p.Username)
 	}
 	return nil
