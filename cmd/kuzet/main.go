@@ -30,6 +30,7 @@ type command struct {
 // commands lists every subcommand; each lives in its own file.
 func commands() []command {
 	cs := []command{
+		camsimCommand(),
 		serveCommand(),
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
