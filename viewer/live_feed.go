@@ -12,8 +12,8 @@ import (
 //
 // A viewer joins from the GOP cache, so its first unit is a keyframe from
 // the past, followed by the rest of the GOP and whatever arrived meanwhile.
-// Until it has caught up (a unit that is not cached, with nothing queued
-// behind it) the feed is "catching up": video units leave at most speed
+// Until it has caught up (a unit that is not cached and was received less
+// than liveFreshAge ago) the feed is "catching up": video units leave at most speed
 // times faster than real time (with pace set; a burst of a whole GOP
 // overflows receive buffers on UDP), their timestamps advance speed times
 // slower than their media time, so that the player shows the GOP fast and
@@ -40,6 +40,11 @@ type liveFeed struct {
 func newLiveFeed(r *ingest.Reader, speed float64, pace bool, now func() time.Time) *liveFeed {
 	return &liveFeed{r: r, speed: speed, pace: pace, now: now, catching: true}
 }
+
+// liveFreshAge is how old a unit may be when read and still count as live:
+// older ones queued up while the cached GOP was being sent and are part of
+// the catch-up.
+const liveFreshAge = 100 * time.Millisecond
 
 // liveOut is one thing to send: a unit with its output timestamp, or an
 // event.
@@ -76,7 +81,7 @@ func (f *liveFeed) next(ctx context.Context) (liveOut, error) {
 		if u == nil || u.Track == nil {
 			continue
 		}
-		behind := it.Cached || f.r.Len() > 0
+		behind := it.Cached || !u.Received.IsZero() && f.now().Sub(u.Received) > liveFreshAge
 		if it.Cached && !f.catching {
 			f.catching, f.catchStarted = true, false
 		}

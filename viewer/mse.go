@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,11 @@ func (l *Live) mseStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !sameOrigin(r) {
+		l.metrics.starts.WithLabelValues(transportMSE, "forbidden").Inc()
+		writeLiveProblem(w, http.StatusForbidden, liveCodeForbidden, "the stream may only be opened from Kuzet's own pages")
+		return
+	}
 	if l.Sessions() >= l.cfg.MaxSessions {
 		l.metrics.starts.WithLabelValues(transportMSE, "unavailable").Inc()
 		writeLiveProblem(w, http.StatusServiceUnavailable, liveCodeFull, "the server has no room for another live view")
@@ -95,6 +101,19 @@ func (l *Live) mseStream(w http.ResponseWriter, r *http.Request) {
 	}
 	l.metrics.starts.WithLabelValues(transportMSE, "ok").Inc()
 	l.log.Info("live view started", "camera", cam.ID, "user", p.Username, "session", sid, "transport", transportMSE)
+}
+
+// sameOrigin reports whether a WebSocket upgrade comes from a page of this
+// server (or from a client that sends no Origin, which is not a browser).
+// Browsers do not apply CORS to WebSockets: without this check another site
+// could open a stream with the viewer's cookie.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 // runMSE is a fallback session's goroutine.
