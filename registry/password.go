@@ -82,8 +82,8 @@ func checkPassword(password, encoded string) (bool, error) {
 func checkPasswordPolicy(field, password string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
-	case !utf8.ValidString(password):
-		return invalid(field, "must be valid UTF-8")
+	case !utf8.ValidString(password) || strings.ContainsRune(password, 0):
+		return invalid(field, "must be valid UTF-8 without NUL characters")
 	case n < MinPasswordLen:
 		return invalid(field, "must be at least %d characters", MinPasswordLen)
 	case n > MaxPasswordLen:

@@ -96,6 +96,10 @@ func (a *API) listZones(w http.ResponseWriter, r *http.Request, p registry.Princ
 		a.refuse(w, r, q.err)
 		return
 	}
+	if _, err := a.reg.Facility(r.Context(), id); err != nil {
+		a.fail(w, r, "facility", err)
+		return
+	}
 	zs, err := a.reg.ListZones(r.Context(), id, pg)
 	if err != nil {
 		a.fail(w, r, "list zones", err)
