@@ -32,6 +32,8 @@ func commands() []command {
 	cs := []command{
 		camsimCommand(),
 		serveCommand(),
+		migrateCommand(),
+		auditCommand(),
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
