@@ -32,6 +32,7 @@ func commands() []command {
 	cs := []command{
 		camsimCommand(),
 		serveCommand(),
+		demoCommand(),
 		migrateCommand(),
 		auditCommand(),
 	}

@@ -194,7 +194,7 @@ func Load(path string, environ []string) (Config, error) {
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	if err := applyEnv(&c, environ); err != nil {
+	if err := ApplyEnv(&c, environ); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	if err := c.Validate(); err != nil {
@@ -225,9 +225,10 @@ func EnvName(key string) string {
 // envSkip are KUZET_ variables that are not configuration keys.
 var envSkip = []string{"KUZET_SECRET_KEY", "KUZET_CONFIG"}
 
-// applyEnv sets every scalar key whose KUZET_* variable is present. A KUZET_
-// variable that names no key is refused, like an unknown key in the file.
-func applyEnv(c *Config, environ []string) error {
+// ApplyEnv sets every scalar key whose KUZET_* variable is present in
+// environ. A KUZET_ variable that names no key is refused, like an unknown
+// key in the file.
+func ApplyEnv(c *Config, environ []string) error {
 	keys := map[string]envKey{}
 	collectKeys(reflect.ValueOf(c).Elem(), "", keys)
 	for _, kv := range environ {
