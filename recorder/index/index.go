@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,8 +54,26 @@ func ValidCamera(id string) bool { return cameraRE.MatchString(id) }
 // ValidFacility reports whether id is a valid facility id: [a-z0-9-]{1,32}.
 func ValidFacility(id string) bool { return facilityRE.MatchString(id) }
 
-// Hash is a SHA-256 value.
+// Hash is a SHA-256 value. Its text form is lowercase hex.
 type Hash [sha256.Size]byte
+
+// String returns the hash in hex.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if len(b) != 2*sha256.Size {
+		return fmt.Errorf("index: hash of %d hex digits", len(b))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// IsZero reports whether h is all zeros (the chain's starting value).
+func (h Hash) IsZero() bool { return h == Hash{} }
 
 // Segment is one row of recorder_segments.
 type Segment struct {
@@ -165,7 +184,7 @@ func IsPermanent(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && len(pe.Code) == 5 {
 		switch pe.Code[:2] {
-		case "22", "23", "42": // data exception, integrity constraint, syntax/access
+		case "22", "23": // data exception, integrity constraint violation
 			return true
 		}
 	}

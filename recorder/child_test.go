@@ -1,0 +1,5 @@
+package recorder
+
+const childEnv = "KUZET_RECORDER_TEST_CHILD"
+
+func childMain() int { return 2 }
