@@ -71,7 +71,7 @@ func (r *Registry) Login(ctx context.Context, username, password, client string)
 		password = password[:MaxPasswordLen*4]
 	}
 	if actor != username {
-		_, _ = checkPassword(password, r.dummy)
+		_, _ = checkPassword(password, r.dummyHash())
 		return failed(OutcomeDenied, "bad credentials", ErrBadCredentials)
 	}
 	var lockedUntil *time.Time
@@ -96,7 +96,7 @@ func (r *Registry) Login(ctx context.Context, username, password, client string)
 			r.log.Warn("stored password hash unreadable", "user", username, "err", err)
 		}
 	} else {
-		_, _ = checkPassword(password, r.dummy)
+		_, _ = checkPassword(password, r.dummyHash())
 	}
 	if !ok || disabled {
 		detail := "bad credentials"

@@ -309,3 +309,28 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestBootstrapAdminOnlyOnAnEmptyRegistry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := e.reg.BootstrapAdmin(ctx, System("test"), "Bad Name"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad name: %v", err)
+	}
+	pw, created, err := e.reg.BootstrapAdmin(ctx, System("test"), "root")
+	if err != nil || !created || len(pw) < MinPasswordLen {
+		t.Fatalf("first: %q %t %v", pw, created, err)
+	}
+	s, err := e.reg.Login(ctx, "root", pw, "local")
+	if err != nil || !s.Principal.HasRole(RoleAdmin) || !s.Principal.AllFacilities {
+		t.Fatalf("login as the first admin: %+v %v", s.Principal, err)
+	}
+	pw2, created, err := e.reg.BootstrapAdmin(ctx, System("test"), "second")
+	if err != nil || created || pw2 != "" {
+		t.Fatalf("second: %q %t %v", pw2, created, err)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("users: %d %v", n, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -111,7 +112,22 @@ type Registry struct {
 	holds  HoldPlacer
 	limit  *clientLimiter
 	policy Policy
-	dummy  string // a password hash checked for unknown users, to even out timing
+	// dummy is a password hash checked for unknown users, to even out the
+	// timing of a login; made on first use.
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// dummyHash returns the timing-equaliser hash.
+func (r *Registry) dummyHash() string {
+	r.dummyOnce.Do(func() {
+		h, err := hashPassword("kuzet-timing-equaliser", r.cfg.Password)
+		if err != nil {
+			r.log.Error("timing-equaliser hash", "err", err)
+		}
+		r.dummy = h
+	})
+	return r.dummy
 }
 
 // New returns a registry over pool, whose schema must be migrated
@@ -139,15 +155,10 @@ func New(cfg Config, pool *pgxpool.Pool, holds HoldPlacer, log *slog.Logger) (*R
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	dummy, err := hashPassword("kuzet-timing-equaliser", cfg.Password)
-	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
-	}
 	return &Registry{
 		cfg: cfg, pool: pool, log: log, seal: s, holds: holds,
 		audit: newAudit(pool, cfg.Now),
 		limit: newClientLimiter(cfg.LoginClientRate, time.Minute, 4096),
-		dummy: dummy,
 	}, nil
 }
 

@@ -293,3 +293,49 @@ func missingUsers(ctx context.Context, tx pgx.Tx, ids []int64) ([]int64, error) 
 	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	return out, dbErr("users", err)
 }
+
+// BootstrapAdmin creates the first user of an empty registry: an admin
+// scoped to all facilities, named username, with a random password that is
+// returned (and shown nowhere else). When any user exists it does nothing
+// and created is false, so it is safe to run at every start or install.
+func (r *Registry) BootstrapAdmin(ctx context.Context, act Actor, username string) (password string, created bool, err error) {
+	if !ValidUsername(username) {
+		return "", false, invalid("username", "must be 1-64 lower-case letters, digits, '.', '_' or '-'")
+	}
+	pw, err := randomToken(18)
+	if err != nil {
+		return "", false, err
+	}
+	hash, err := hashPassword(pw, r.cfg.Password)
+	if err != nil {
+		return "", false, err
+	}
+	now := r.now()
+	err = r.inTxN(ctx, func(tx pgx.Tx) ([]Entry, error) {
+		// Serialise concurrent bootstraps; see whether anyone exists.
+		if _, err := tx.Exec(ctx, "LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return nil, dbErr("bootstrap", err)
+		}
+		var any bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM users)").Scan(&any); err != nil {
+			return nil, dbErr("bootstrap", err)
+		}
+		if any {
+			return nil, nil
+		}
+		var id int64
+		if err := tx.QueryRow(ctx, `INSERT INTO users (username, display_name, password_hash, roles, all_facilities,
+			password_changed_at, created_at, updated_at) VALUES ($1, 'First administrator', $2, '{admin}', true, $3, $3, $3)
+			RETURNING id`, username, hash, now).Scan(&id); err != nil {
+			return nil, dbErr("bootstrap", err)
+		}
+		created = true
+		e := act.entry("user.create")
+		e.Objects, e.Detail = []string{fmt.Sprintf("user:%d", id)}, "first administrator "+username+"; roles admin; facilities all"
+		return []Entry{e}, nil
+	})
+	if err != nil || !created {
+		return "", false, err
+	}
+	return pw, true, nil
+}

@@ -271,3 +271,84 @@ func apiClient(r *http.Request) string {
 func (a *API) actor(r *http.Request, p registry.Principal) registry.Actor {
 	return registry.Actor{Principal: p, Client: apiClient(r)}
 }
+
+type principalKey struct{}
+
+// PrincipalFrom returns the principal that Require admitted for the request.
+func PrincipalFrom(ctx context.Context) (registry.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(registry.Principal)
+	return p, ok
+}
+
+// Require wraps h for routes outside the API (playback, export, event
+// streams): the request is authenticated as by Authenticate; resolve (when
+// not nil) names the resource from the request, and the policy must allow
+// action on it, else the request is answered with a problem (400 for a bad
+// request, 401, 403, 404 for an unknown resource). h finds the principal
+// with PrincipalFrom. Bodies are capped at MaxBodyBytes.
+func (a *API) Require(action registry.Action, resolve func(r *http.Request) (registry.Resource, error), h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
+		p, err := a.Authenticate(r)
+		switch {
+		case errors.Is(err, errCSRF):
+			a.problem(w, r, http.StatusForbidden, "csrf", "state-changing requests of a session need its CSRF token in the "+csrfHeader+" header")
+			return
+		case errors.Is(err, registry.ErrBadCredentials):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kuzet"`)
+			a.problem(w, r, http.StatusUnauthorized, "unauthenticated", "log in, or send an API token as Authorization: Bearer")
+			return
+		case err != nil:
+			a.internal(w, r, "authenticate", err)
+			return
+		}
+		if !a.policy.Allowed(p, action) {
+			a.problem(w, r, http.StatusForbidden, "forbidden", fmt.Sprintf("none of your roles grants %s", action))
+			return
+		}
+		if resolve != nil {
+			res, err := resolve(r)
+			if err != nil {
+				a.refuse(w, r, err)
+				return
+			}
+			if !a.authorize(w, r, p, action, res) {
+				return
+			}
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// IncidentResource resolves the {incident} path parameter (the name given)
+// to the incident's resource (its facility and involved staff), for
+// Require.
+func (a *API) IncidentResource(param string) func(r *http.Request) (registry.Resource, error) {
+	return func(r *http.Request) (registry.Resource, error) {
+		id, err := pathInt(r, param)
+		if err != nil {
+			return registry.Resource{}, err
+		}
+		inc, err := a.reg.Incident(r.Context(), id)
+		if err != nil {
+			return registry.Resource{}, err
+		}
+		return inc.Resource(), nil
+	}
+}
+
+// CameraResource resolves the camera path parameter (the name given) to the
+// camera's facility, for Require.
+func (a *API) CameraResource(param string) func(r *http.Request) (registry.Resource, error) {
+	return func(r *http.Request) (registry.Resource, error) {
+		id, err := pathCamera(r, param)
+		if err != nil {
+			return registry.Resource{}, err
+		}
+		c, err := a.reg.Camera(r.Context(), id)
+		if err != nil {
+			return registry.Resource{}, err
+		}
+		return registry.InFacility(c.Facility), nil
+	}
+}

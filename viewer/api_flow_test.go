@@ -372,3 +372,35 @@ func TestAPIListsFilterAndPage(t *testing.T) {
 		t.Fatalf("verify %+v", v)
 	}
 }
+
+func TestAPIRequireMiddlewareForOtherRoutes(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	var seen registry.Principal
+	h := f.api.Require(registry.ActionFootageExport, f.api.IncidentResource("incident"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = PrincipalFrom(r.Context())
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	f.mux.Handle("POST /test/export/{incident}", h)
+	path := func(fac string) string { return fmt.Sprintf("/test/export/%d", f.incidents[fac]) }
+	for _, c := range []struct {
+		name, token, path string
+		want              int
+	}{
+		{"investigator of the facility", f.tokens["investigator"]["f16"], path("f16"), 202},
+		{"investigator of another facility", f.tokens["investigator"]["f16"], path("f27"), 403},
+		{"admin (no footage)", f.tokens["admin"]["all"], path("f16"), 403},
+		{"operator", f.tokens["operator"]["f16"], path("f16"), 403},
+		{"nobody", "", path("f16"), 401},
+		{"unknown incident", f.tokens["investigator"]["f16"], "/test/export/999999", 404},
+		{"bad id", f.tokens["investigator"]["f16"], "/test/export/x'--", 400},
+	} {
+		r := f.do(t, c.token, "POST", c.path, nil)
+		if r.code != c.want {
+			t.Errorf("%s: %d, want %d: %s", c.name, r.code, c.want, r.body)
+		}
+	}
+	if seen.Username != "investigator-f16" {
+		t.Fatalf("principal in context: %+v", seen)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,11 +17,6 @@ import (
 	"github.com/kuzet/kuzet/registry"
 )
 
-type noHolds struct{}
-
-func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, int64) error { return nil }
-func (noHolds) ReleaseHold(context.Context, string, int64) error                              { return nil }
-
 func strptr(s string) *string { return &s }
 
 func TestMigrateAppliesOnceThenIsANoOp(t *testing.T) {
@@ -30,21 +24,29 @@ func TestMigrateAppliesOnceThenIsANoOp(t *testing.T) {
 	ctx := context.Background()
 	db := databaseFlags{config: strptr(""), database: &url}
 	var out bytes.Buffer
-	if err := runMigrate(ctx, db, &out); err != nil {
+	if err := runMigrate(ctx, db, "", &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "registry: applied 0001_registry.sql") {
 		t.Fatalf("first run: %q", out.String())
 	}
 	out.Reset()
-	if err := runMigrate(ctx, db, &out); err != nil {
+	if err := runMigrate(ctx, db, "", &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "registry: up to date at version 1") {
 		t.Fatalf("second run: %q", out.String())
 	}
+	out.Reset()
+	if err := runMigrate(ctx, db, "root", &out); err != nil || !strings.Contains(out.String(), "created administrator root with password ") {
+		t.Fatalf("bootstrap: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := runMigrate(ctx, db, "root2", &out); err != nil || !strings.Contains(out.String(), "no administrator created") {
+		t.Fatalf("second bootstrap: %v %q", err, out.String())
+	}
 	bad := "mysql://x"
-	if err := runMigrate(ctx, databaseFlags{config: strptr(""), database: &bad}, io.Discard); !errors.Is(err, errUsage) {
+	if err := runMigrate(ctx, databaseFlags{config: strptr(""), database: &bad}, "", io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("bad URL: %v", err)
 	}
 }
@@ -56,7 +58,7 @@ func TestAuditVerifyNamesTheFirstTamperedRow(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	ctx := context.Background()
 	db := databaseFlags{config: strptr(""), database: &url}
-	if err := runMigrate(ctx, db, io.Discard); err != nil {
+	if err := runMigrate(ctx, db, "", io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := pgxpool.New(ctx, url)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -65,17 +67,33 @@ func migrateCommand() command {
 			"transaction; running it again is a no-op. kuzet serve applies them at start too.",
 		flags: func(fs *flag.FlagSet) func(context.Context, []string) error {
 			db := addDatabaseFlags(fs)
+			admin := fs.String("bootstrap-admin", "", "when the registry has no user yet, create this `user` as an administrator of\n"+
+				"all facilities with a random password, printed once")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected argument %q", args[0])
 				}
-				return runMigrate(ctx, db, os.Stdout)
+				if *admin != "" && !registry.ValidUsername(*admin) {
+					return usageErrorf("--bootstrap-admin: %q is not a user name (lower-case letters, digits, '.', '_', '-')", *admin)
+				}
+				return runMigrate(ctx, db, *admin, os.Stdout)
 			}
 		},
 	}
 }
 
-func runMigrate(ctx context.Context, db databaseFlags, out io.Writer) error {
+// noHolds refuses legal holds: kuzet migrate runs without a recorder, and
+// nothing it does places one.
+type noHolds struct{}
+
+var errNoRecorder = errors.New("no recorder in this command")
+
+func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, int64) error {
+	return errNoRecorder
+}
+func (noHolds) ReleaseHold(context.Context, string, int64) error { return errNoRecorder }
+
+func runMigrate(ctx context.Context, db databaseFlags, bootstrapAdmin string, out io.Writer) error {
 	pool, err := db.open(ctx, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
@@ -89,5 +107,21 @@ func runMigrate(ctx context.Context, db databaseFlags, out io.Writer) error {
 			fmt.Fprintf(out, "%s: applied %s; now at version %d\n", r.Component, strings.Join(r.Applied, ", "), r.Current)
 		}
 	}
-	return err
+	if err != nil || bootstrapAdmin == "" {
+		return err
+	}
+	reg, err := registry.New(registry.Config{}, pool, noHolds{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	pw, created, err := reg.BootstrapAdmin(ctx, registry.System("migrate"), bootstrapAdmin)
+	if err != nil {
+		return fmt.Errorf("bootstrap administrator: %w", err)
+	}
+	if !created {
+		fmt.Fprintf(out, "registry: users exist already; no administrator created\n")
+		return nil
+	}
+	fmt.Fprintf(out, "registry: created administrator %s with password %s\n(shown once: log in and change it)\n", bootstrapAdmin, pw)
+	return nil
 }
