@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -32,6 +33,11 @@ type APIConfig struct {
 	// MaxFootageSpan is the longest window a footage query may cover.
 	// Default: 7 days.
 	MaxFootageSpan time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed: the client address (audit rows, login rate limit) is then
+	// the rightmost address in it that is not itself a trusted proxy.
+	// Default: none; the peer address is the client.
+	TrustedProxies []netip.Prefix
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
@@ -243,7 +249,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, p registry.Princ
 	}
 	if action == registry.ActionFootageView || action == registry.ActionFootageExport || action == registry.ActionPrisonerFootage ||
 		action == registry.ActionHoldChange {
-		e := registry.EntryFor(p, apiClient(r), registry.AuditFootageQuery)
+		e := registry.EntryFor(p, a.client(r), registry.AuditFootageQuery)
 		if action == registry.ActionHoldChange {
 			e.Action = "hold.change"
 		}
@@ -259,17 +265,49 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, p registry.Princ
 	return false
 }
 
-// apiClient is the request's peer address without the port.
-func apiClient(r *http.Request) string {
+// client is the request's client address without the port: the peer, or
+// behind trusted proxies the rightmost untrusted X-Forwarded-For address.
+func (a *API) client(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !a.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		ip, err := netip.ParseAddr(hop)
+		if err != nil {
+			return host // a malformed hop: trust nothing beyond the proxy
+		}
+		if !a.trusted(hop) {
+			return ip.String()
+		}
 	}
 	return host
 }
 
+func (a *API) trusted(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *API) actor(r *http.Request, p registry.Principal) registry.Actor {
-	return registry.Actor{Principal: p, Client: apiClient(r)}
+	return registry.Actor{Principal: p, Client: a.client(r)}
 }
 
 type principalKey struct{}

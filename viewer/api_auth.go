@@ -87,11 +87,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ registry.Principal
 		a.refuse(w, r, err)
 		return
 	}
-	if len(in.Username) > 256 || len(in.Password) > 1024 {
-		a.problem(w, r, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
-		return
-	}
-	s, err := a.reg.Login(r.Context(), in.Username, in.Password, apiClient(r))
+	s, err := a.reg.Login(r.Context(), in.Username, in.Password, a.client(r))
 	if err != nil {
 		if errors.Is(err, registry.ErrBadCredentials) {
 			a.problem(w, r, http.StatusUnauthorized, "unauthenticated", "invalid user name or password")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -402,5 +403,30 @@ func TestAPIRequireMiddlewareForOtherRoutes(t *testing.T) {
 	}
 	if seen.Username != "investigator-f16" {
 		t.Fatalf("principal in context: %+v", seen)
+	}
+}
+
+func TestAPIClientAddressBehindTrustedProxies(t *testing.T) {
+	t.Parallel()
+	a := &API{cfg: APIConfig{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}}}
+	for _, c := range []struct {
+		name, remote, xff, want string
+	}{
+		{"direct client ignores the header", "203.0.113.5:4000", "198.51.100.1", "203.0.113.5"},
+		{"proxy: the client it saw", "10.1.1.1:4000", "198.51.100.1", "198.51.100.1"},
+		{"proxy chain: rightmost untrusted", "10.1.1.1:4000", "192.0.2.66, 198.51.100.1, 10.2.2.2", "198.51.100.1"},
+		{"spoofed left part ignored", "10.1.1.1:4000", "1.2.3.4, 198.51.100.1", "198.51.100.1"},
+		{"malformed hop", "10.1.1.1:4000", "198.51.100.1, junk", "10.1.1.1"},
+		{"no header", "[::1]:4000", "", "::1"},
+		{"all trusted", "10.1.1.1:4000", "10.3.3.3", "10.1.1.1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := a.client(r); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }

@@ -214,7 +214,7 @@ func (a *API) incidentFootage(w http.ResponseWriter, r *http.Request, p registry
 		a.refuse(w, r, q.err)
 		return
 	}
-	e := registry.EntryFor(p, apiClient(r), registry.AuditFootageQuery)
+	e := registry.EntryFor(p, a.client(r), registry.AuditFootageQuery)
 	e.Facility, e.From, e.To, e.Reason = inc.Facility, from, to, reason
 	e.Objects = []string{fmt.Sprintf("incident:%d", inc.ID)}
 	for _, c := range inc.Cameras {
@@ -273,7 +273,7 @@ func (a *API) prisonerFootage(w http.ResponseWriter, r *http.Request, p registry
 		a.refuse(w, r, q.err)
 		return
 	}
-	e := registry.EntryFor(p, apiClient(r), registry.AuditFootageQuery)
+	e := registry.EntryFor(p, a.client(r), registry.AuditFootageQuery)
 	e.Facility, e.From, e.To, e.Reason = pr.Facility, from, to, reason
 	e.Objects = []string{fmt.Sprintf("prisoner:%d", pr.ID)}
 	if err := a.reg.Audit().Record(r.Context(), e); err != nil {
