@@ -35,6 +35,7 @@ func commands() []command {
 		demoCommand(),
 		migrateCommand(),
 		auditCommand(),
+		verifyChainCommand(),
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
