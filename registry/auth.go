@@ -281,9 +281,9 @@ func (r *Registry) CreateToken(ctx context.Context, act Actor, userID int64, in 
 	secret := TokenPrefix + raw
 	t := APIToken{UserID: userID, Name: in.Name, CreatedAt: now, ExpiresAt: in.ExpiresAt}
 	err = r.inTx(ctx, func(tx pgx.Tx) (Entry, error) {
-		var facility string
-		if err := tx.QueryRow(ctx, "SELECT '' FROM users WHERE id = $1 FOR UPDATE", userID).Scan(&facility); err != nil {
-			return Entry{}, dbErr("user", err)
+		var one int
+		if err := tx.QueryRow(ctx, "SELECT 1 FROM users WHERE id = $1", userID).Scan(&one); err != nil {
+			return Entry{}, dbErr(fmt.Sprintf("user %d", userID), err)
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5) RETURNING id`, userID, in.Name, secretHash(secret), now, in.ExpiresAt).Scan(&t.ID); err != nil {
