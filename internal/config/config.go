@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -24,6 +25,8 @@ type Config struct {
 	Store    Store    `yaml:"store"`
 	Ingest   Ingest   `yaml:"ingest"`
 	Recorder Recorder `yaml:"recorder"`
+	Auth     Auth     `yaml:"auth"`
+	Incident Incident `yaml:"incident"`
 	// SecretKeyFile is a file holding the 32-byte key (hex or base64) that
 	// encrypts camera credentials at rest. KUZET_SECRET_KEY, when set, is the
 	// key itself and wins. Default: none (cameras with credentials refused).
@@ -137,6 +140,37 @@ type Recorder struct {
 	RetentionDays int `yaml:"retention_days"`
 }
 
+// Auth configures sessions and logins.
+type Auth struct {
+	// SessionIdle ends a session unused for this long. Default: 15m.
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// SessionMax ends a session this long after login. Default: 12h.
+	SessionMax time.Duration `yaml:"session_max"`
+	// LoginMaxFailures failed logins of one user within LoginLockout lock
+	// that user for LoginLockout. Default: 5.
+	LoginMaxFailures int `yaml:"login_max_failures"`
+	// LoginLockout is the failure window and the lockout. Default: 15m.
+	LoginLockout time.Duration `yaml:"login_lockout"`
+	// SecureCookies marks session cookies Secure even over plain HTTP
+	// (behind a TLS-terminating proxy). Default: false (Secure under TLS).
+	SecureCookies bool `yaml:"secure_cookies"`
+	// TrustedProxies are CIDR prefixes of reverse proxies whose
+	// X-Forwarded-For is believed. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Incident configures the footage tied to incidents.
+type Incident struct {
+	// FootageBefore and FootageAfter widen an incident's time into the
+	// default footage window. Defaults: 15m and 15m.
+	FootageBefore time.Duration `yaml:"footage_before"`
+	FootageAfter  time.Duration `yaml:"footage_after"`
+	// HoldBefore and HoldAfter widen a serious incident's time into the
+	// legal hold placed on its cameras. Defaults: 2h and 2h.
+	HoldBefore time.Duration `yaml:"hold_before"`
+	HoldAfter  time.Duration `yaml:"hold_after"`
+}
+
 // Camera is a statically configured camera.
 type Camera struct {
 	// ID identifies the camera (letters, digits, - and _). Required.
@@ -177,6 +211,14 @@ func Default() Config {
 			Enabled: true, SpoolDir: "./var/spool", SpoolQuota: 10 << 30,
 			SegmentDuration: 60 * time.Second, FragmentDuration: time.Second,
 			SyncInterval: 2 * time.Second, RetentionDays: 31,
+		},
+		Auth: Auth{
+			SessionIdle: 15 * time.Minute, SessionMax: 12 * time.Hour,
+			LoginMaxFailures: 5, LoginLockout: 15 * time.Minute,
+		},
+		Incident: Incident{
+			FootageBefore: 15 * time.Minute, FootageAfter: 15 * time.Minute,
+			HoldBefore: 2 * time.Hour, HoldAfter: 2 * time.Hour,
 		},
 	}
 }
@@ -341,6 +383,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Recorder.Enabled && c.Recorder.SpoolDir == "" {
 		bad("recorder.spool_dir", "required when recording is enabled")
+	}
+	if c.Auth.SessionIdle < time.Minute || c.Auth.SessionMax < c.Auth.SessionIdle {
+		bad("auth.session_idle", "must be at least 1m and at most session_max")
+	}
+	if c.Auth.LoginMaxFailures < 1 || c.Auth.LoginLockout <= 0 {
+		bad("auth.login_max_failures", "login_max_failures and login_lockout must be positive")
+	}
+	for i, p := range c.Auth.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("auth.trusted_proxies[%d]", i), "%q is not a CIDR prefix (e.g. 10.0.0.0/8)", p)
+		}
 	}
 	seen := map[string]bool{}
 	for i, cam := range c.Cameras {

@@ -129,9 +129,6 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	if err := Parse(b, &c); err != nil {
 		t.Fatalf("example does not parse: %v", err)
 	}
-	if len(c.Cameras) == 0 {
-		c.Cameras = nil // "cameras: []" documents the empty default
-	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Fatalf("example values differ from the defaults:\n got %+v\nwant %+v", c, Default())
 	}

@@ -82,6 +82,10 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string) error {
 		if n.Kind != yaml.SequenceNode {
 			return &FieldError{Key: path, Line: n.Line, Msg: fmt.Sprintf("expected a list, got %s", kindName(n))}
 		}
+		if len(n.Content) == 0 {
+			v.Set(reflect.Zero(t)) // an empty list is the same as none
+			return nil
+		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
 		for i, item := range n.Content {
 			if t.Elem().Kind() == reflect.Struct {
