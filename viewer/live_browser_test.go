@@ -1,0 +1,445 @@
+package viewer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kuzet/kuzet/ingest"
+	"github.com/kuzet/kuzet/internal/camsim"
+	"github.com/kuzet/kuzet/internal/migrate"
+	"github.com/kuzet/kuzet/internal/testenv"
+	"github.com/kuzet/kuzet/registry"
+)
+
+// browserStack is the whole live path as `kuzet serve` wires it: simulated
+// cameras, the ingest manager, a migrated registry with users, the API
+// (login), live viewing and the UI behind one HTTP server.
+type browserStack struct {
+	base string
+	reg  *registry.Registry
+	sim  *camsim.Server
+	mgr  *ingest.Manager
+	live *Live
+}
+
+const browserPassword = "correct horse battery staple"
+
+type noFootage struct{}
+
+func (noFootage) Recordings(context.Context, string, time.Time, time.Time) ([]FootageRecording, error) {
+	return nil, nil
+}
+func (noFootage) Gaps(context.Context, string, time.Time, time.Time) ([]FootageGap, error) {
+	return nil, nil
+}
+
+type noHolds struct{}
+
+func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, int64) error { return nil }
+func (noHolds) ReleaseHold(context.Context, string, int64) error                         { return nil }
+
+func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := testLogger(t)
+
+	pool, err := pgxpool.New(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate.Apply(ctx, pool, registry.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Config{Password: registry.PasswordParams{Time: 1, MemoryKiB: 64, Threads: 1}}, pool, noHolds{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sim, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 5, Clip: filepath.Join(testenv.RepoRoot(t), camsim.DefaultClip)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	sys := registry.System("test")
+	str := func(s string) *string { return &s }
+	for _, f := range []string{"f16", "f27"} {
+		if _, err := reg.CreateFacility(ctx, sys, registry.FacilityInput{ID: f, Name: str("Facility " + f[1:]), Timezone: str("UTC")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, z := range []struct{ f, id, name string }{{"f16", "block-a", "Block A"}, {"f16", "yard", "Yard"}, {"f27", "yard", "Yard"}} {
+		if _, err := reg.CreateZone(ctx, sys, z.f, registry.ZoneInput{ID: z.id, Name: str(z.name), Kind: str("corridor")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cams []ingest.CameraConfig
+	for i, c := range []struct{ id, f, zone, name string }{
+		{"f16-c1", "f16", "block-a", "Block A west"}, {"f16-c2", "f16", "block-a", "Block A east"},
+		{"f16-c3", "f16", "yard", "Yard gate"}, {"f16-c4", "f16", "yard", "Yard fence"}, {"f27-c1", "f27", "yard", "Yard"},
+	} {
+		if _, err := reg.CreateCamera(ctx, sys, registry.CameraInput{ID: c.id, Facility: str(c.f), Zone: str(c.zone), Name: str(c.name), URL: str(sim.URL(i + 1))}); err != nil {
+			t.Fatal(err)
+		}
+		cams = append(cams, ingest.CameraConfig{ID: c.id, Facility: c.f, URL: sim.URL(i + 1), Enabled: true})
+	}
+	for _, u := range []struct {
+		name string
+		f    string
+	}{{"op16", "f16"}, {"op27", "f27"}} {
+		roles := []registry.Role{registry.RoleOperator}
+		if _, err := reg.CreateUser(ctx, sys, registry.UserInput{Username: u.name, Password: str(browserPassword), Roles: &roles, Facilities: &[]string{u.f}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	mgr, err := ingest.NewManager(ingest.ManagerConfig{ReadTimeout: 4 * time.Second, BackoffMin: 300 * time.Millisecond, BackoffMax: time.Second}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Apply(ctx, cams); err != nil {
+		t.Fatal(err)
+	}
+	api, err := NewAPI(APIConfig{}, APIDeps{Registry: reg, Footage: noFootage{}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := NewLiveDirectory(reg, mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.ICEUDPListen, live.ICETCPListen, live.IncludeLoopback = "127.0.0.1:0", "127.0.0.1:0", true
+	lv, err := NewLive(live, LiveDeps{Streams: mgr, Cameras: dir, Auth: api, Audit: reg.Audit(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui, err := NewUI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Listen: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second}, log, prometheus.NewRegistry(), nil, api, lv, ui)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{mgr.Run, lv.Run, srv.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = run(ctx)
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		sim.Close()
+		pool.Close()
+	})
+	return &browserStack{base: "http://" + addr.String(), reg: reg, sim: sim, mgr: mgr, live: lv}
+}
+
+// browser is one headless Chromium with its log of console errors.
+type browser struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	logs []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1600, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	b := &browser{}
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		var line string
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeWarning {
+				return
+			}
+			var parts []string
+			for _, a := range e.Args {
+				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
+			}
+			line = string(e.Type) + ": " + strings.Join(parts, " ")
+		case *runtime.EventExceptionThrown:
+			line = "exception: " + e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				line += " " + e.ExceptionDetails.Exception.Description
+			}
+		default:
+			return
+		}
+		b.mu.Lock()
+		b.logs = append(b.logs, line)
+		b.mu.Unlock()
+	}))
+	b.ctx = ctx
+	// The first Run starts the browser, which lives as long as ctx: no
+	// timeout on it.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, l := range b.logs {
+			t.Logf("browser %s", l)
+		}
+	})
+	return b
+}
+
+func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+// evalJS evaluates a JavaScript expression in the page.
+func evalJS[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("browser: evaluate %q: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(artifactDir(t), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// waitJS polls a JavaScript condition until it is true.
+func (b *browser) waitJS(t *testing.T, d time.Duration, what, js string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if evalJS[bool](t, b, js) {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			dump := evalJS[string](t, b, `JSON.stringify([...document.querySelectorAll(".tile")].map(t => ({...t.dataset, text: t.innerText})))`)
+			t.Fatalf("timed out after %v waiting for %s; tiles: %s", d, what, dump)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *browser) login(t *testing.T, base, hash, user string) {
+	t.Helper()
+	b.run(t,
+		chromedp.Navigate(base+"/"+hash),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), browserPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#top")),
+	)
+}
+
+// artifactDir is where browser tests leave screenshots.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("KUZET_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(testenv.RepoRoot(t), "test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type tileInfo struct {
+	Camera       string  `json:"camera"`
+	State        string  `json:"state"`
+	Transport    string  `json:"transport"`
+	FirstFrameAt float64 `json:"firstFrameAt"`
+	Frames       float64 `json:"frames"`
+}
+
+const tilesJS = `[...document.querySelectorAll(".tile:not([hidden])")].map(t => ({
+	camera: t.dataset.camera || "", state: t.dataset.state, transport: t.dataset.transport || "",
+	firstFrameAt: Number(t.dataset.firstFrameAt || -1),
+	frames: t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames}))`
+
+func TestLiveInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	st := newBrowserStack(t, LiveConfig{})
+	ctx := context.Background()
+	waitFor(t, 15*time.Second, "cameras online", func() bool {
+		for _, id := range []string{"f16-c1", "f16-c2", "f16-c3", "f16-c4"} {
+			if h, ok := st.mgr.CameraHealth(id); !ok || h.State != ingest.StateOnline {
+				return false
+			}
+		}
+		return true
+	})
+
+	t.Run("operator wall of four cameras", func(t *testing.T) {
+		b := newBrowser(t)
+		b.login(t, st.base, "#/health", "op16")
+		b.run(t, chromedp.WaitVisible(chromedp.CSS("table.list")))
+		evalJS[bool](t, b, `window.kuzetMarker = "no reload"; document.addEventListener("click", e => { window.clickAt = e.timeStamp }, true); true`)
+		b.run(t, chromedp.Click(chromedp.CSS(`a[data-nav="live"]`)))
+		waited := b.waitJS(t, 20*time.Second, "4 live tiles",
+			`[...document.querySelectorAll(".tile:not([hidden])")].filter(t => t.dataset.state === "live").length === 4`)
+		clickAt := evalJS[float64](t, b, `window.clickAt`)
+		tiles := evalJS[[]tileInfo](t, b, tilesJS)
+		for _, ti := range tiles {
+			t.Logf("tile %s: %s over %s, click to first decoded frame %.0f ms", ti.Camera, ti.State, ti.Transport, ti.FirstFrameAt-clickAt)
+			if ti.Transport != "webrtc" {
+				t.Errorf("tile %s plays over %q, want webrtc", ti.Camera, ti.Transport)
+			}
+		}
+		t.Logf("all four tiles live %v after the click", waited.Round(time.Millisecond))
+		t.Logf("player states: %s", evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog.map(e => [e[0] - window.clickAt, ...e.slice(1)]))`))
+		t.Logf("requests after the click: %s", evalJS[string](t, b, `JSON.stringify(performance.getEntriesByType("resource").filter(e => e.startTime >= window.clickAt).map(e => [e.name.replace(location.origin, ""), Math.round(e.startTime - window.clickAt), Math.round(e.duration)]))`))
+		before := tiles
+		time.Sleep(5 * time.Second)
+		tiles = evalJS[[]tileInfo](t, b, tilesJS)
+		for i, ti := range tiles {
+			// 25 fps for 5 s is 125 frames; a decoder that only
+			// limps along fails this.
+			if d := ti.Frames - before[i].Frames; d < 75 {
+				t.Errorf("tile %s decoded %.0f frames in 5 s", ti.Camera, d)
+			} else {
+				t.Logf("tile %s decoded %.0f frames in 5 s", ti.Camera, d)
+			}
+		}
+		b.screenshot(t, "live-wall-4.png")
+
+		// The camera dies mid-view: the tile says offline (and why)
+		// within 12 s, and shows the picture again when it is back,
+		// without a reload.
+		killed := time.Now()
+		st.sim.Camera(2).Offline(6 * time.Second)
+		sel := `document.querySelector('.tile[data-camera="f16-c2"]')`
+		d := b.waitJS(t, 12*time.Second, "tile of the killed camera offline", sel+`.dataset.state === "offline"`)
+		why := evalJS[string](t, b, sel+`.querySelector(".why").textContent`)
+		t.Logf("tile offline %v after the camera died: %q", d.Round(time.Millisecond), why)
+		if why == "" {
+			t.Error("offline tile does not say why")
+		}
+		b.screenshot(t, "live-wall-camera-offline.png")
+		others := evalJS[[]tileInfo](t, b, tilesJS)
+		for _, ti := range others {
+			if ti.Camera != "f16-c2" && ti.State != "live" {
+				t.Errorf("tile %s is %s while another camera is down", ti.Camera, ti.State)
+			}
+		}
+		d = b.waitJS(t, 30*time.Second, "tile live again", sel+`.dataset.state === "live"`)
+		t.Logf("picture back %v after the camera died (offline for 6 s)", time.Since(killed).Round(time.Millisecond))
+		_ = d
+		frames1 := evalJS[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
+		time.Sleep(time.Second)
+		frames2 := evalJS[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
+		marker := evalJS[string](t, b, `window.kuzetMarker || ""`)
+		if frames2 <= frames1 || marker != "no reload" {
+			t.Errorf("after the restart: frames %v → %v, marker %q", frames1, frames2, marker)
+		}
+
+		rows, err := st.reg.Audit().List(ctx, registry.AuditFilter{Actor: "op16", Action: registry.AuditLiveStart, AnyFacility: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := map[string]bool{}
+		for _, r := range rows {
+			if r.Outcome == registry.OutcomeStarted {
+				started[strings.Join(r.Objects, ",")] = true
+			}
+		}
+		if len(started) != 4 {
+			t.Errorf("live.start rows for %v, want the 4 cameras", started)
+		}
+	})
+
+	t.Run("fallback stream over WebSocket", func(t *testing.T) {
+		b := newBrowser(t)
+		b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c3&transport=mse", "op16")
+		b.waitJS(t, 15*time.Second, "MSE tile live", `(() => { const t = document.querySelector(".tile"); return !!t && t.dataset.state === "live" && t.dataset.transport === "mse" })()`)
+		f1 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+		time.Sleep(2 * time.Second)
+		f2 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+		if f2-f1 < 25 {
+			t.Errorf("fallback tile decoded %.0f frames in 2 s", f2-f1)
+		}
+		t.Logf("fallback tile decoded %.0f frames in 2 s", f2-f1)
+	})
+
+	t.Run("operator of another facility is refused and audited", func(t *testing.T) {
+		b := newBrowser(t)
+		b.login(t, st.base, "#/live/f16?layout=4&cams=f16-c1,f16-c2,f16-c3,f16-c4", "op27")
+		b.waitJS(t, 15*time.Second, "4 refused tiles",
+			`[...document.querySelectorAll(".tile:not([hidden])")].filter(t => t.dataset.state === "refused").length === 4`)
+		b.screenshot(t, "live-wall-refused.png")
+		rows, err := st.reg.Audit().List(ctx, registry.AuditFilter{Actor: "op27", Action: registry.AuditLiveStart, AnyFacility: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		denied := map[string]bool{}
+		for _, r := range rows {
+			if r.Outcome != registry.OutcomeDenied || r.Facility != "f16" {
+				t.Errorf("unexpected row %+v", r)
+			}
+			denied[strings.Join(r.Objects, ",")] = true
+		}
+		if len(denied) != 4 {
+			t.Errorf("denied live.start rows for %v, want the 4 cameras", denied)
+		}
+	})
+}
