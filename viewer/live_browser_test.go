@@ -45,8 +45,10 @@ func (noFootage) Gaps(context.Context, string, time.Time, time.Time) ([]FootageG
 
 type noHolds struct{}
 
-func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, int64) error { return nil }
-func (noHolds) ReleaseHold(context.Context, string, int64) error                         { return nil }
+func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, int64) error {
+	return nil
+}
+func (noHolds) ReleaseHold(context.Context, string, int64) error { return nil }
 
 func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
 	t.Helper()
