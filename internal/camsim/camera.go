@@ -73,7 +73,10 @@ type Camera struct {
 	ssrcXor      atomic.Uint32 // applied to outgoing SSRCs on the wire
 	garbageTotal atomic.Uint64 // malformed packets requested so far, per session
 	jumpTicks    atomic.Int64  // 90 kHz ticks added to video timestamps
+	losePending  atomic.Int64  // video packets still to lose
 	writeErrors  atomic.Uint64
+	queueDrops   atomic.Uint64 // packets dropped for slow readers
+	dropLogged   atomic.Int64  // Unix nanoseconds of the last drop log line
 
 	mu           sync.Mutex
 	stallUntil   time.Time
@@ -113,6 +116,22 @@ func (c *Camera) Number() int { return c.n }
 // FramesSent returns how many video frames the camera has sent; the next
 // frame's mark carries this number.
 func (c *Camera) FramesSent() uint64 { return c.framesSent.Load() }
+
+// PacketsDropped returns how many packets the server dropped because a
+// reader's write queue (Config.WriteQueueSize) was full: the reader did not
+// keep up. A reader that loses packets this way sees sequence gaps.
+func (c *Camera) PacketsDropped() uint64 { return c.queueDrops.Load() }
+
+// dropped counts a packet dropped for a slow reader, logging at most every
+// 10 s per camera.
+func (c *Camera) dropped(err error) {
+	n := c.queueDrops.Add(1)
+	now := time.Now().UnixNano()
+	last := c.dropLogged.Load()
+	if now-last >= int64(10*time.Second) && c.dropLogged.CompareAndSwap(last, now) {
+		c.log.Warn("reader too slow: packets dropped", "total", n, "error", err)
+	}
+}
 
 // Sessions returns how many RTSP sessions are set up on the camera.
 func (c *Camera) Sessions() int {
@@ -207,6 +226,17 @@ func (c *Camera) SendGarbage(n int) {
 	}
 	c.garbageTotal.Add(uint64(n))
 	c.log.Info("fault: garbage", "packets", n)
+}
+
+// LosePackets makes the camera skip its next n video RTP packets: their
+// sequence numbers are used up, so every reader sees n packets lost (and the
+// frames they belonged to damaged or missing) as on a lossy network.
+func (c *Camera) LosePackets(n int) {
+	if n <= 0 {
+		return
+	}
+	c.losePending.Add(int64(n))
+	c.log.Info("fault: packet loss", "packets", n)
 }
 
 func (c *Camera) addSession(s *gortsplib.ServerSession) {
@@ -356,6 +386,8 @@ func (c *Camera) apply(f Fault) {
 		c.JumpTimestamp(f.Ticks)
 	case FaultGarbage:
 		c.SendGarbage(f.Count)
+	case FaultLoss:
+		c.LosePackets(f.Count)
 	}
 }
 
@@ -406,7 +438,9 @@ func (c *Camera) writeRTP(m *description.Media, pt uint8, seq *uint16, ts uint32
 		Timestamp:      ts,
 	}
 	c.pkt.Payload = payload
-	if err := c.stream.WritePacketRTPWithNTP(m, &c.pkt, ntp); err != nil {
+	if m == c.video && c.losePending.Load() > 0 {
+		c.losePending.Add(-1) // only this goroutine takes from it
+	} else if err := c.stream.WritePacketRTPWithNTP(m, &c.pkt, ntp); err != nil {
 		if c.writeErrors.Add(1) == 1 {
 			c.log.Debug("write RTP", "error", err)
 		}

@@ -3,12 +3,14 @@ package camsim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -416,6 +418,84 @@ func TestCameraScheduledFaults(t *testing.T) {
 		}
 		if c.ssrcXor.Load() != 0 {
 			t.Error("fault for camera 4 fired on camera 3")
+		}
+	})
+}
+
+func TestCameraLosePackets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rec := newTestCamera(t, "h264_aac_640x360.ts")
+		runFor(c, 2*time.Second, map[time.Duration]func(){
+			time.Second + 10*time.Millisecond: func() { c.LosePackets(5) },
+		})
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		gaps := 0
+		var prev, prevAudio *sentPacket
+		for i := range rec.pkts {
+			p := &rec.pkts[i]
+			if p.audio {
+				if prevAudio != nil && p.seq != prevAudio.seq+1 {
+					t.Errorf("audio sequence gap: %d after %d", p.seq, prevAudio.seq)
+				}
+				prevAudio = p
+				continue
+			}
+			if prev != nil && p.seq != prev.seq+1 {
+				gaps++
+				if p.seq-prev.seq != 6 {
+					t.Errorf("video sequence %d after %d, want 5 lost", p.seq, prev.seq)
+				}
+			}
+			prev = p
+		}
+		if gaps != 1 {
+			t.Errorf("%d gaps, want 1", gaps)
+		}
+	})
+}
+
+// countingHandler counts log records at or above Warn.
+type countingHandler struct {
+	slog.Handler // for WithGroup
+	mu           sync.Mutex
+	warns        int
+}
+
+func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.mu.Lock()
+		h.warns++
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func TestCameraCountsSlowReaderDrops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &countingHandler{Handler: slog.DiscardHandler}
+		cl, err := loadClip(clipPath(t, "h264_640x360.ts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newCamera(1, cl, nil, time.Second, slog.New(logs))
+		h := &handler{}
+		ss := &gortsplib.ServerSession{}
+		ss.SetUserData(c)
+		for range 100 {
+			h.OnStreamWriteError(&gortsplib.ServerHandlerOnStreamWriteErrorCtx{Session: ss, Error: errors.New("write queue is full")})
+		}
+		time.Sleep(11 * time.Second)
+		h.OnStreamWriteError(&gortsplib.ServerHandlerOnStreamWriteErrorCtx{Session: ss, Error: errors.New("write queue is full")})
+		if got := c.PacketsDropped(); got != 101 {
+			t.Errorf("PacketsDropped %d, want 101", got)
+		}
+		if logs.warns != 2 {
+			t.Errorf("%d warnings, want 2 (one per 10 s)", logs.warns)
 		}
 	})
 }

@@ -32,7 +32,8 @@
 // gortsplib.ServerStream; it never blocks on readers: the server queues up
 // to Config.WriteQueueSize packets per session and drops packets for a
 // reader whose queue is full (the reader sees a gap in sequence numbers and
-// marks). Cameras run whether or not anyone reads them. Camera methods
+// marks; Camera.PacketsDropped counts them, a warning is logged at most every
+// 10 s per camera). Cameras run whether or not anyone reads them. Camera methods
 // (faults, counters) are safe for concurrent use and take effect at the
 // camera's next packet. Server.Close stops the camera goroutines first,
 // then the streams and sessions, then the listener, and waits for all of
@@ -40,7 +41,8 @@
 //
 // # Faults
 //
-// Drop, offline and stall act on sessions and pacing. A changed SSRC and
+// Drop, offline, stall, timestamp jumps and packet loss act on sessions,
+// pacing and the camera's RTP numbering. A changed SSRC and
 // malformed packets cannot be expressed through the server's API, so a thin
 // wrapper of each TCP connection rewrites the SSRC field of outgoing
 // interleaved frames and writes extra malformed frames before the next

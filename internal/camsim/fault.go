@@ -28,6 +28,9 @@ const (
 	// FaultGarbage sends Count malformed RTP packets to each session
 	// (Camera.SendGarbage).
 	FaultGarbage FaultKind = "garbage"
+	// FaultLoss skips Count video RTP packets, leaving a sequence gap
+	// (Camera.LosePackets).
+	FaultLoss FaultKind = "loss"
 )
 
 // minFaultPeriod bounds how often a fault may repeat.
@@ -50,7 +53,8 @@ type Fault struct {
 	// Ticks is the timestamp jump in 90 kHz ticks (tsjump; default 900000,
 	// 10 s).
 	Ticks uint32
-	// Count is the number of malformed packets (garbage; default 10).
+	// Count is the number of malformed (garbage) or lost (loss) packets;
+	// default 10.
 	Count int
 }
 
@@ -63,6 +67,7 @@ const FaultSyntax = `KIND [cams=LIST] [at=DUR] [every=DUR] [for=DUR] [ticks=N] [
     ssrc     switch to a new SSRC (sequence numbers and timestamps continue)
     tsjump   add ticks=N (90 kHz, default 900000 = 10 s) to the RTP timestamps
     garbage  send count=N (default 10) malformed RTP packets to each session
+    loss     skip the next count=N (default 10) video RTP packets (a sequence gap)
   cams=LIST  cameras, e.g. 3 or 1,4-6 or all (default all)
   at=DUR     first injection after server start, e.g. 30s (default 0s)
   every=DUR  repeat with this period (default: once; at least 100ms)
@@ -76,9 +81,9 @@ func ParseFault(spec string) (Fault, error) {
 	}
 	f := Fault{Kind: FaultKind(fields[0])}
 	switch f.Kind {
-	case FaultDrop, FaultStall, FaultSSRC, FaultTimestampJump, FaultGarbage:
+	case FaultDrop, FaultStall, FaultSSRC, FaultTimestampJump, FaultGarbage, FaultLoss:
 	default:
-		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (want drop, stall, ssrc, tsjump or garbage)", spec, fields[0])
+		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (want drop, stall, ssrc, tsjump, garbage or loss)", spec, fields[0])
 	}
 	seen := map[string]bool{}
 	for _, kv := range fields[1:] {
@@ -111,8 +116,8 @@ func ParseFault(spec string) (Fault, error) {
 			}
 			f.Ticks = uint32(t)
 		case "count":
-			if f.Kind != FaultGarbage {
-				return Fault{}, fmt.Errorf("fault %q: count applies to garbage only", spec)
+			if f.Kind != FaultGarbage && f.Kind != FaultLoss {
+				return Fault{}, fmt.Errorf("fault %q: count applies to garbage and loss only", spec)
 			}
 			f.Count, err = strconv.Atoi(v)
 			if err == nil && (f.Count <= 0 || f.Count > 10000) {
@@ -143,7 +148,7 @@ func (f *Fault) validate() error {
 		if f.Ticks == 0 {
 			f.Ticks = 10 * videoClockRate
 		}
-	case FaultGarbage:
+	case FaultGarbage, FaultLoss:
 		if f.Count == 0 {
 			f.Count = 10
 		}
@@ -197,7 +202,7 @@ func (f Fault) String() string {
 	if f.Kind == FaultTimestampJump {
 		fmt.Fprintf(&b, " ticks=%d", f.Ticks)
 	}
-	if f.Kind == FaultGarbage {
+	if f.Kind == FaultGarbage || f.Kind == FaultLoss {
 		fmt.Fprintf(&b, " count=%d", f.Count)
 	}
 	return b.String()

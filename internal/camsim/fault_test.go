@@ -20,6 +20,8 @@ var faultCases = []struct {
 	{spec: "tsjump", want: Fault{Kind: FaultTimestampJump, Ticks: 900000}},
 	{spec: "garbage cams=1,1,3 every=30s count=20", want: Fault{Kind: FaultGarbage, Cameras: []int{1, 3}, Every: 30 * time.Second, Count: 20}},
 	{spec: "garbage", want: Fault{Kind: FaultGarbage, Count: 10}},
+	{spec: "loss cams=4 at=2s every=10s count=3", want: Fault{Kind: FaultLoss, Cameras: []int{4}, At: 2 * time.Second, Every: 10 * time.Second, Count: 3}},
+	{spec: "loss", want: Fault{Kind: FaultLoss, Count: 10}},
 
 	{spec: "", err: "empty"},
 	{spec: "explode cams=1", err: "unknown kind"},
@@ -41,7 +43,7 @@ var faultCases = []struct {
 	{spec: "tsjump ticks=0", err: "positive"},
 	{spec: "tsjump ticks=99999999999", err: "ticks"},
 	{spec: "garbage count=0", err: "1..10000"},
-	{spec: "stall count=3 for=1s", err: "garbage only"},
+	{spec: "stall count=3 for=1s", err: "garbage and loss only"},
 }
 
 func TestParseFault(t *testing.T) {

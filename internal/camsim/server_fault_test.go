@@ -2,6 +2,7 @@ package camsim
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,22 +13,30 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 )
 
-// waitFrames waits until c has received at least n frames.
-func waitFrames(t *testing.T, c *capture, n int) {
+// eventually polls cond until it holds, failing after timeout. Timeouts are
+// generous: a loaded machine can stall the whole process for seconds.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		got := len(c.frames)
-		c.mu.Unlock()
-		if got >= n {
-			return
-		}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d frames after 10 s, want %d", got, n)
+			t.Fatalf("no %s after %v", what, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// frameCount returns how many frames c has received.
+func (c *capture) frameCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.frames)
+}
+
+// waitFrames waits until c has received at least n frames.
+func waitFrames(t *testing.T, c *capture, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("%d frames", n), func() bool { return c.frameCount() >= n })
 }
 
 // waitClosed waits until the server ends c's session and returns when that
@@ -56,7 +65,7 @@ func TestFaults(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	s := startServer(t, Config{
-		Cameras:            7,
+		Cameras:            8,
 		CameraClips:        map[int]string{4: clipPath(t, "h264_aac_640x360.ts")},
 		Faults:             []Fault{{Kind: FaultDrop, Cameras: []int{7}, At: time.Second, Every: time.Second}},
 		SenderReportPeriod: 300 * time.Millisecond,
@@ -71,7 +80,7 @@ func TestFaults(t *testing.T) {
 		}
 		waitFrames(t, c, 5)
 		cam.DropSessions()
-		waitClosed(t, c, 3*time.Second)
+		waitClosed(t, c, 15*time.Second)
 		_, _, before, _, _ := c.snapshot()
 
 		c2, err := dial(t, s.URL(1))
@@ -100,7 +109,7 @@ func TestFaults(t *testing.T) {
 		waitFrames(t, c, 5)
 		off := time.Now()
 		cam.Offline(1500 * time.Millisecond)
-		waitClosed(t, c, 3*time.Second)
+		waitClosed(t, c, 15*time.Second)
 		if _, err := dial(t, s.URL(2)); !isStatus(err, base.StatusServiceUnavailable) {
 			t.Fatalf("reconnect while offline: %v, want 503", err)
 		}
@@ -116,8 +125,8 @@ func TestFaults(t *testing.T) {
 			if !isStatus(err, base.StatusServiceUnavailable) {
 				t.Fatal(err)
 			}
-			if time.Since(off) > 10*time.Second {
-				t.Fatal("still offline after 10 s")
+			if time.Since(off) > 30*time.Second {
+				t.Fatal("still offline after 30 s")
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -132,7 +141,11 @@ func TestFaults(t *testing.T) {
 		}
 		waitFrames(t, c, 5)
 		cam.Stall(1500 * time.Millisecond)
-		time.Sleep(2500 * time.Millisecond)
+		n := c.frameCount()
+		eventually(t, 30*time.Second, "frames after the stall", func() bool {
+			_, _, frames, _, _ := c.snapshot()
+			return len(frames) > n+5 && frames[len(frames)-1].ts-frames[n-1].ts > 90000
+		})
 		video, _, frames, srs, _ := c.snapshot()
 		checkConsecutive(t, 3, frames)
 		checkSeqContinuous(t, "video", video)
@@ -170,59 +183,34 @@ func TestFaults(t *testing.T) {
 	t.Run("ssrc", func(t *testing.T) {
 		t.Parallel()
 		cam := s.Camera(4)
-		// A raw reader: a full client drops packets of an unexpected SSRC.
-		r := rawPlay(t, s.URL(4))
-		time.Sleep(700 * time.Millisecond)
+		// Raw readers: a full client drops packets of an unexpected SSRC.
+		// Two sessions share the stream's packets; each must see one change.
+		readers := []*rawClient{rawPlay(t, s.URL(4)), rawPlay(t, s.URL(4))}
+		for _, r := range readers {
+			eventually(t, 30*time.Second, "packets", func() bool { return len(r.snapshot()) > 20 })
+		}
 		cam.ChangeSSRC()
-		time.Sleep(1500 * time.Millisecond)
-
-		type track struct {
-			ssrcs  []uint32
-			seqs   []uint16
-			srSSRC []uint32
-		}
-		var tracks [2]track // video on channels 0-1, audio on 2-3
-		for _, f := range r.snapshot() {
-			tr := &tracks[f.channel/2]
-			if f.channel%2 == 1 {
-				pkts, err := rtcp.Unmarshal(f.payload)
-				if err != nil {
-					t.Fatalf("RTCP: %v", err)
+		var newSSRC [2]uint32
+		for ri, r := range readers {
+			var w ssrcWatch
+			eventually(t, 30*time.Second, "sender reports after the change", func() bool {
+				w = watchSSRC(t, r.snapshot())
+				return w.srAfter[0] > 0 && w.srAfter[1] > 0
+			})
+			for tr, name := range []string{"video", "audio"} {
+				if w.changes[tr] != 1 {
+					t.Errorf("%s: SSRC changed %d times, want once", name, w.changes[tr])
 				}
-				for _, p := range pkts {
-					if sr, ok := p.(*rtcp.SenderReport); ok {
-						tr.srSSRC = append(tr.srSSRC, sr.SSRC)
-					}
+				if w.seqGaps[tr] != 0 {
+					t.Errorf("%s: %d sequence gaps", name, w.seqGaps[tr])
 				}
-				continue
-			}
-			var p rtp.Packet
-			if err := p.Unmarshal(f.payload); err != nil {
-				t.Fatalf("RTP: %v", err)
-			}
-			tr.ssrcs = append(tr.ssrcs, p.SSRC)
-			tr.seqs = append(tr.seqs, p.SequenceNumber)
-		}
-		for i, name := range []string{"video", "audio"} {
-			tr := tracks[i]
-			if len(tr.ssrcs) < 20 {
-				t.Fatalf("%s: %d packets", name, len(tr.ssrcs))
-			}
-			changes := 0
-			for j := 1; j < len(tr.ssrcs); j++ {
-				if tr.seqs[j] != tr.seqs[j-1]+1 {
-					t.Errorf("%s: sequence %d after %d", name, tr.seqs[j], tr.seqs[j-1])
+				if w.srWrong[tr] != 0 {
+					t.Errorf("%s: %d sender reports with the old SSRC after the change", name, w.srWrong[tr])
 				}
-				if tr.ssrcs[j] != tr.ssrcs[j-1] {
-					changes++
+				if ri == 1 && w.last[tr] != newSSRC[tr] {
+					t.Errorf("%s: readers see new SSRCs %d and %d", name, newSSRC[tr], w.last[tr])
 				}
-			}
-			if changes != 1 {
-				t.Errorf("%s: SSRC changed %d times, want once", name, changes)
-			}
-			first, last := tr.ssrcs[0], tr.ssrcs[len(tr.ssrcs)-1]
-			if len(tr.srSSRC) < 2 || tr.srSSRC[0] != first || tr.srSSRC[len(tr.srSSRC)-1] != last {
-				t.Errorf("%s: sender report SSRCs %v, RTP SSRC %d then %d", name, tr.srSSRC, first, last)
+				newSSRC[tr] = w.last[tr]
 			}
 		}
 	})
@@ -236,7 +224,7 @@ func TestFaults(t *testing.T) {
 		}
 		waitFrames(t, c, 5)
 		cam.JumpTimestamp(900000)
-		time.Sleep(500 * time.Millisecond)
+		waitFrames(t, c, c.frameCount()+10)
 		_, _, frames, _, _ := c.snapshot()
 		checkConsecutive(t, 5, frames)
 		jumps := 0
@@ -269,7 +257,10 @@ func TestFaults(t *testing.T) {
 			waitFrames(t, c, 3)
 		}
 		cam.SendGarbage(10)
-		time.Sleep(500 * time.Millisecond)
+		for _, c := range cs {
+			// the garbage goes out ahead of the next video packet
+			waitFrames(t, c, c.frameCount()+3)
+		}
 		for i, c := range cs {
 			video, _, frames, _, decodeErrors := c.snapshot()
 			if len(decodeErrors) != 10 {
@@ -282,6 +273,40 @@ func TestFaults(t *testing.T) {
 					t.Errorf("frame %d has %d NAL units", f.mark.Frame, f.nalus)
 				}
 			}
+		}
+	})
+
+	t.Run("loss", func(t *testing.T) {
+		t.Parallel()
+		c, err := dial(t, s.URL(8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFrames(t, c, 5)
+		s.Camera(8).LosePackets(5)
+		waitFrames(t, c, c.frameCount()+10)
+		_, _, frames, _, _ := c.snapshot()
+		c.mu.Lock()
+		lost := c.lost
+		c.mu.Unlock()
+		if lost != 5 {
+			t.Errorf("client counted %d packets lost, want 5", lost)
+		}
+		// Frames that lost their mark packet but kept their picture come
+		// out unmarked; count frame numbers missing among the marked ones.
+		missing := 0
+		var prev *rxFrame
+		for i := range frames {
+			if frames[i].seiPos < 0 {
+				continue
+			}
+			if prev != nil {
+				missing += int(frames[i].mark.Frame - prev.mark.Frame - 1)
+			}
+			prev = &frames[i]
+		}
+		if missing < 1 || missing > 5 {
+			t.Errorf("%d frames missing, want 1 to 5", missing)
 		}
 	})
 
@@ -298,7 +323,7 @@ func TestFaults(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			at := waitClosed(t, c, 3*time.Second).Sub(start)
+			at := waitClosed(t, c, 15*time.Second).Sub(start)
 			if at < time.Second {
 				t.Errorf("dropped %v after start, want 1 s or later", at)
 			}
@@ -314,4 +339,51 @@ func waitChan(c *capture) <-chan struct{} {
 		close(ch)
 	}()
 	return ch
+}
+
+// ssrcWatch sums up, per track (video on channels 0-1, audio on 2-3) and in
+// wire order, how the SSRC of RTP packets and sender reports evolved.
+type ssrcWatch struct {
+	changes, seqGaps, srAfter, srWrong [2]int
+	last                               [2]uint32
+}
+
+func watchSSRC(t *testing.T, frames []rawFrame) ssrcWatch {
+	t.Helper()
+	var w ssrcWatch
+	var seen [2]bool
+	var lastSeq [2]uint16
+	for _, f := range frames {
+		tr := f.channel / 2
+		if tr > 1 {
+			t.Fatalf("channel %d", f.channel)
+		}
+		if f.channel%2 == 1 {
+			pkts, err := rtcp.Unmarshal(f.payload)
+			if err != nil {
+				t.Fatalf("RTCP: %v", err)
+			}
+			if sr, ok := pkts[0].(*rtcp.SenderReport); ok && w.changes[tr] > 0 {
+				w.srAfter[tr]++
+				if sr.SSRC != w.last[tr] {
+					w.srWrong[tr]++
+				}
+			}
+			continue
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(f.payload); err != nil {
+			t.Fatalf("RTP: %v", err)
+		}
+		if seen[tr] {
+			if p.SSRC != w.last[tr] {
+				w.changes[tr]++
+			}
+			if p.SequenceNumber != lastSeq[tr]+1 {
+				w.seqGaps[tr]++
+			}
+		}
+		seen[tr], w.last[tr], lastSeq[tr] = true, p.SSRC, p.SequenceNumber
+	}
+	return w
 }
