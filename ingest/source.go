@@ -226,10 +226,12 @@ func (s *Source) Run(ctx context.Context) error {
 			return nil
 		}
 		if res.online >= s.cfg.StableAfter {
-			bo.reset()
 			quickRestarts = 0
 		}
 		if res.ssrcChanged && quickRestarts < 3 {
+			if res.online >= s.cfg.StableAfter {
+				bo.reset()
+			}
 			// The camera changed its SSRC mid-session: the RTP client only
 			// follows one SSRC, so a new session picks up the new one at
 			// once. Readers see one discontinuity, not an outage.
@@ -242,7 +244,7 @@ func (s *Source) Run(ctx context.Context) error {
 			continue
 		}
 		s.offline(res.err)
-		wait := bo.next()
+		wait := retryDelay(bo, res.online, s.cfg.StableAfter)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -37,3 +37,13 @@ func (b *backoff) next() time.Duration {
 
 // reset starts the sequence over, after a stable session.
 func (b *backoff) reset() { b.attempt = 0 }
+
+// retryDelay returns the wait after a session whose media flowed for
+// online: a stable session (online at least stableAfter) starts the backoff
+// over.
+func retryDelay(b *backoff, online, stableAfter time.Duration) time.Duration {
+	if online >= stableAfter {
+		b.reset()
+	}
+	return b.next()
+}

@@ -140,8 +140,8 @@ func (a *videoAssembler) complete() bool {
 // pointer when they changed.
 func (a *videoAssembler) assemble(in [][]byte, maxSize int) (out [][]byte, key bool, size int, err error) {
 	hl := a.headerLen()
-	var vcl, drop bool
-	var hasParams uint8 // bit set of the parameter sets present in the unit
+	var vcl, drop, late bool // late: a parameter set after the picture
+	var hasParams uint8      // bit set of the parameter sets present in the unit
 	total := 0
 	for _, n := range in {
 		total += len(n)
@@ -160,6 +160,7 @@ func (a *videoAssembler) assemble(in [][]byte, maxSize int) (out [][]byte, key b
 		case isParam:
 			a.learn(n, typ)
 			hasParams |= a.paramBit(typ)
+			late = late || vcl
 		case isVCL:
 			vcl = true
 			key = key || isKey
@@ -176,7 +177,7 @@ func (a *videoAssembler) assemble(in [][]byte, maxSize int) (out [][]byte, key b
 	if a.codec == CodecH265 {
 		need, all = 3, 0b111
 	}
-	insert := key && hasParams != all
+	insert := key && (hasParams != all || late)
 	if key && (a.track == nil || a.dirty) {
 		a.track = a.buildTrack()
 		a.dirty = false
