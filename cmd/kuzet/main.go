@@ -77,30 +77,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := flag.NewFlagSet("kuzet "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	runFn := cmd.flags(fs)
-	fs.Usage = func() {
-		out := fs.Output()
+	usage := func(out io.Writer) {
 		fmt.Fprintf(out, "Usage: kuzet %s %s\n\n%s\n", cmd.name, cmd.usage, cmd.summary)
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {
 			fmt.Fprintf(out, "\nFlags:\n")
+			fs.SetOutput(out)
 			fs.PrintDefaults()
 		}
 	}
+	// The flag package's own messages are silenced: errors and usage are
+	// printed here, once, to the right stream.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return 0
 		}
+		fmt.Fprintf(stderr, "kuzet %s: %v\n\n", cmd.name, err)
+		usage(stderr)
 		return 2
 	}
 	if err := runFn(ctx, fs.Args()); err != nil {
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "kuzet %s: %v\n", cmd.name, err)
-			fs.Usage()
+			fmt.Fprintf(stderr, "kuzet %s: %v\n\n", cmd.name, err)
+			usage(stderr)
 			return 2
 		}
 		fmt.Fprintf(stderr, "kuzet %s: %v\n", cmd.name, err)

@@ -67,9 +67,17 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 		if code := run(context.Background(), []string{c.name, "--help"}, &cout, &cerr); code != 0 {
 			t.Errorf("kuzet %s --help exit %d: %s", c.name, code, cerr.String())
 		}
-		if !strings.Contains(cout.String(), "Usage: kuzet "+c.name) {
-			t.Errorf("kuzet %s --help lacks a usage line:\n%s", c.name, cout.String())
+		if n := strings.Count(cout.String(), "Usage: kuzet "+c.name); n != 1 {
+			t.Errorf("kuzet %s --help prints %d usage lines, want 1:\n%s", c.name, n, cout.String())
 		}
+		if cerr.Len() != 0 {
+			t.Errorf("kuzet %s --help wrote to stderr: %s", c.name, cerr.String())
+		}
+	}
+	var ferr bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--no-such-flag"}, io.Discard, &ferr); code != 2 ||
+		!strings.Contains(ferr.String(), "flag provided but not defined: -no-such-flag") || strings.Count(ferr.String(), "Usage:") != 1 {
+		t.Errorf("bad flag: exit %d, stderr %q", code, ferr.String())
 	}
 	var eout bytes.Buffer
 	if code := run(context.Background(), []string{"frobnicate"}, io.Discard, &eout); code != 2 || !strings.Contains(eout.String(), `unknown command "frobnicate"`) {
