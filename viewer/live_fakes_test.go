@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -315,7 +316,7 @@ type liveEnv struct {
 	audit *fakeAudit
 }
 
-func newLiveEnv(t *testing.T, cfg LiveConfig) *liveEnv {
+func newLiveEnv(t testing.TB, cfg LiveConfig) *liveEnv {
 	t.Helper()
 	if cfg.ICEUDPListen == "" {
 		cfg.ICEUDPListen = "127.0.0.1:0"
@@ -512,20 +513,38 @@ func postOffer(t testing.TB, base, camera, user, contentType, sdp string) (int, 
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// answer posts the viewer's offer as user and applies the answer.
+func (v *testViewer) answer(base, camera, user, offer string) error {
+	req, err := http.NewRequest("POST", base+"/whep/cameras/"+camera, strings.NewReader(offer))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("X-Test-User", user)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("offer: %d %s", resp.StatusCode, b)
+	}
+	v.location, v.note = resp.Header.Get("Location"), resp.Header.Get(whepNoteHeader)
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(b)}); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	return nil
+}
+
 // connect makes a viewer watch camera as user; it fails the test unless
 // the offer is answered.
 func connect(t testing.TB, api *webrtc.API, base, camera, user string, audio bool) *testViewer {
 	t.Helper()
 	v, offer := newTestViewer(t, api, audio)
-	code, body, h := postOffer(t, base, camera, user, "application/sdp", offer)
-	if code != http.StatusCreated {
+	if err := v.answer(base, camera, user, offer); err != nil {
 		v.close()
-		t.Fatalf("offer: %d %s", code, body)
-	}
-	v.location, v.note = h.Get("Location"), h.Get(whepNoteHeader)
-	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
-		v.close()
-		t.Fatalf("answer: %v", err)
+		t.Fatal(err)
 	}
 	return v
 }
@@ -540,6 +559,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+var errNoFrame = errors.New("no frame within 20 s")
 
 // testLogger discards logs unless KUZET_TEST_LOG=1, which sends them to
 // stderr (pion logs from its goroutines after a test ends, so not to t.Log).
