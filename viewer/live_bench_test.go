@@ -22,9 +22,9 @@ import (
 type recorderCheck struct {
 	r *ingest.Reader
 
-	mu       sync.Mutex
-	units    uint64 // video units, with a mark or not
-	frames   uint64
+	mu     sync.Mutex
+	units  uint64 // video units, with a mark or not
+	frames uint64
 	gaps   uint64
 	last   uint64
 	seen   bool
