@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,24 +11,26 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kuzet/kuzet/internal/camsim"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/pgserver"
+	"github.com/kuzet/kuzet/registry"
 )
 
-// demoFacilities are the pilot facilities of the demo: correctional
-// facilities #16, #27 and #47.
-var demoFacilities = []string{"f16", "f27", "f47"}
+// demoCameras is how many simulated cameras the demo serves: the demo
+// registry has four cameras in each of facilities #16, #27 and #47,
+// at /cam/1 ... /cam/12.
+const demoCameras = 12
 
 // demoOptions are the flags of kuzet demo.
 type demoOptions struct {
 	dir        string
 	listen     string
 	rtspListen string
-	perFacil   int
 	pgPort     int
 	clip       string
 }
@@ -45,15 +49,11 @@ func demoCommand() command {
 			fs.StringVar(&o.dir, "dir", "./var", "`directory` for the demo's database, spool and recordings")
 			fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP `address` of the UI and API")
 			fs.StringVar(&o.rtspListen, "rtsp-listen", "127.0.0.1:8554", "RTSP `address` of the simulated cameras")
-			fs.IntVar(&o.perFacil, "cameras-per-facility", 4, "simulated cameras per facility (at least 4)")
 			fs.IntVar(&o.pgPort, "pg-port", 54329, "loopback `port` of the private PostgreSQL")
 			fs.StringVar(&o.clip, "clip", "", "clip the simulated cameras loop (default: the embedded 640x360 H.264 clip)")
 			return func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
 					return usageErrorf("unexpected argument %q", args[0])
-				}
-				if o.perFacil < 4 || o.perFacil > 64 {
-					return usageErrorf("--cameras-per-facility must be between 4 and 64")
 				}
 				return demo(ctx, o, os.Stdout, newLogger(os.Stderr, config.Log{Level: "info", Format: "text"}))
 			}
@@ -69,7 +69,11 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 	cfg.HTTP.Listen = o.listen
 	cfg.Store.FS.Dir = filepath.Join(o.dir, "store")
 	cfg.Recorder.SpoolDir = filepath.Join(o.dir, "spool")
+	cfg.SecretKeyFile = filepath.Join(o.dir, "secret.key")
 	if err := config.ApplyEnv(&cfg, os.Environ()); err != nil {
+		return err
+	}
+	if err := ensureSecretKey(cfg.SecretKeyFile); err != nil {
 		return err
 	}
 
@@ -95,7 +99,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 
 	sim, err := camsim.New(camsim.Config{
 		Listen:  o.rtspListen,
-		Cameras: o.perFacil * len(demoFacilities),
+		Cameras: demoCameras,
 		Clip:    o.clip,
 	}, log.With("component", "camsim"))
 	if err != nil {
@@ -105,17 +109,24 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 		return fmt.Errorf("camera simulator: %w", err)
 	}
 	defer sim.Close()
-	cfg.Cameras = demoCameras(sim, o.perFacil)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 
+	var logins []registry.DemoLogin
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return serve(gctx, cfg, log, &serveHooks{ready: func(addr string) {
-			fmt.Fprintf(out, "\nKuzet demo is running.\n\n  UI:      http://%s/\n  metrics: http://%s/metrics\n  cameras: %d simulated at rtsp://%s/cam/1..%d\n\nCtrl-C stops it; state is kept in %s.\n\n",
-				addr, addr, len(cfg.Cameras), sim.Addr(), len(cfg.Cameras), o.dir)
-		}})
+		return serve(gctx, cfg, log, &serveHooks{
+			seed: func(ctx context.Context, reg *registry.Registry) error {
+				var err error
+				logins, err = registry.SeedDemo(ctx, reg, "rtsp://"+sim.Addr())
+				if err != nil {
+					return fmt.Errorf("demo data: %w", err)
+				}
+				return nil
+			},
+			ready: func(addr string) { printDemo(out, addr, sim, o.dir, logins) },
+		})
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -123,23 +134,35 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 	return nil
 }
 
-// demoCameras numbers the simulated cameras across the facilities:
-// f16-c01 is /cam/1, f27-c01 is /cam/(perFacility+1), and so on.
-func demoCameras(sim *camsim.Server, perFacility int) []config.Camera {
-	var cams []config.Camera
-	n := 1
-	for _, f := range demoFacilities {
-		for i := 1; i <= perFacility; i++ {
-			u, _ := config.ParseURL(sim.URL(n))
-			cams = append(cams, config.Camera{
-				ID:       fmt.Sprintf("%s-c%02d", f, i),
-				Facility: f,
-				Name:     fmt.Sprintf("Facility #%s camera %d", f[1:], i),
-				URL:      u,
-				Enabled:  true,
-			})
-			n++
+func printDemo(out io.Writer, addr string, sim *camsim.Server, dir string, logins []registry.DemoLogin) {
+	fmt.Fprintf(out, "\nKuzet demo is running.\n\n  UI:      http://%s/\n  metrics: http://%s/metrics\n  cameras: %d simulated at rtsp://%s/cam/N\n\nDemo logins (new passwords at every start):\n",
+		addr, addr, sim.Cameras(), sim.Addr())
+	for _, l := range logins {
+		scope := "all facilities"
+		if len(l.Facilities) > 0 {
+			scope = strings.Join(l.Facilities, ", ")
 		}
+		roles := make([]string, len(l.Roles))
+		for i, r := range l.Roles {
+			roles[i] = string(r)
+		}
+		fmt.Fprintf(out, "  %-22s %-20s %-26s %s\n", l.Username, l.Password, strings.Join(roles, ","), scope)
 	}
-	return cams
+	fmt.Fprintf(out, "\nCtrl-C stops it; state is kept in %s.\n\n", dir)
+}
+
+// ensureSecretKey writes a random key for camera credentials at path on the
+// first run; later runs reuse it, so credentials sealed before stay readable.
+func ensureSecretKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var k [registry.SecretKeySize]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+		return fmt.Errorf("demo secret key: %w", err)
+	}
+	return nil
 }

@@ -15,12 +15,13 @@ import (
 
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/migrate"
+	"github.com/kuzet/kuzet/recorder/index"
 	"github.com/kuzet/kuzet/registry"
 )
 
 // migrationSets lists every component's schema, in the order they apply.
 func migrationSets() []migrate.Set {
-	return []migrate.Set{registry.Migrations()}
+	return []migrate.Set{registry.Migrations(), index.Migrations}
 }
 
 // databaseFlags are the --config and --database flags shared by the

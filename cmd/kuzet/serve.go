@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -16,6 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kuzet/kuzet/internal/config"
+	"github.com/kuzet/kuzet/internal/migrate"
+	"github.com/kuzet/kuzet/recorder/index"
+	"github.com/kuzet/kuzet/registry"
 	"github.com/kuzet/kuzet/viewer"
 )
 
@@ -52,8 +56,10 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serveHooks lets demo (and tests) observe the running service.
+// serveHooks lets demo (and tests) take part in the start.
 type serveHooks struct {
+	// seed runs once the registry exists, before cameras start.
+	seed func(ctx context.Context, reg *registry.Registry) error
 	// ready is called with the HTTP address once the server listens.
 	ready func(addr string)
 }
@@ -73,22 +79,60 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	if cfg.Database.URL.IsZero() {
 		return errors.New("config key \"database.url\" is required (or set KUZET_DATABASE_URL)")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kuzet_up", Help: "1 while the Kuzet service runs."})
-	reg.MustRegister(up)
+	metrics.MustRegister(up)
 
 	pool, err := openDatabase(ctx, cfg.Database, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	results, err := migrate.Apply(ctx, pool, migrationSets()...)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if len(r.Applied) > 0 {
+			log.Info("database schema migrated", "component", r.Component, "applied", r.Applied, "version", r.Current)
+		}
+	}
+	secret, err := registry.LoadSecretKey(cfg.SecretKeyFile, os.Getenv("KUZET_SECRET_KEY"))
+	if err != nil {
+		return err
+	}
+	if secret == nil {
+		log.Warn("no secret key (secret_key_file or KUZET_SECRET_KEY): cameras with credentials cannot be registered")
+	}
+	ix, err := index.New(pool)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.New(registry.Config{
+		SecretKey:        secret,
+		SessionIdle:      cfg.Auth.SessionIdle,
+		SessionMax:       cfg.Auth.SessionMax,
+		LoginMaxFailures: cfg.Auth.LoginMaxFailures,
+		LoginWindow:      cfg.Auth.LoginLockout,
+		LoginLockout:     cfg.Auth.LoginLockout,
+		HoldBefore:       cfg.Incident.HoldBefore,
+		HoldAfter:        cfg.Incident.HoldAfter,
+	}, pool, holdPlacer{ix}, log.With("component", "registry"))
+	if err != nil {
+		return err
+	}
+	if hooks != nil && hooks.seed != nil {
+		if err := hooks.seed(ctx, reg); err != nil {
+			return err
+		}
+	}
 
-	objects, err := openStore(ctx, cfg.Store, log, reg)
+	objects, err := openStore(ctx, cfg.Store, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -108,12 +152,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 			return nil
 		}},
 	}
+	proxies, err := parsePrefixes(cfg.Auth.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	api, err := viewer.NewAPI(viewer.APIConfig{
+		SecureCookies:  cfg.Auth.SecureCookies,
+		FootageBefore:  cfg.Incident.FootageBefore,
+		FootageAfter:   cfg.Incident.FootageAfter,
+		TrustedProxies: proxies,
+	}, viewer.APIDeps{Registry: reg, Footage: footageIndex{ix}, Log: log.With("component", "api")})
+	if err != nil {
+		return err
+	}
 	srv, err := viewer.New(viewer.Config{
 		Listen:          cfg.HTTP.Listen,
 		TLSCert:         cfg.HTTP.TLSCert,
 		TLSKey:          cfg.HTTP.TLSKey,
 		ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
-	}, log, reg, checks)
+	}, log, metrics, checks, api)
 	if err != nil {
 		return err
 	}
@@ -161,6 +218,18 @@ func openDatabase(ctx context.Context, c config.Database, log *slog.Logger) (*pg
 	return pool, nil
 }
 
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("config key \"auth.trusted_proxies\": %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // redactErr removes the database password from an error message.
 func redactErr(err error, u config.URL) string {
 	msg := err.Error()
@@ -171,4 +240,3 @@ func redactErr(err error, u config.URL) string {
 	}
 	return msg
 }
-

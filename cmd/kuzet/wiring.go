@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/kuzet/kuzet/recorder/index"
+	"github.com/kuzet/kuzet/viewer"
+)
+
+// The adapters below carry events across branches of the data flow, which
+// never import each other: the registry places legal holds in the
+// recorder's index, and the API reads recordings and gaps from it.
+
+// holdPlacer is the registry's HoldPlacer backed by the recorder index.
+type holdPlacer struct{ ix *index.Index }
+
+func (h holdPlacer) PlaceHold(ctx context.Context, camera string, from, to time.Time, reason string, incidentID int64) error {
+	_, err := h.ix.PlaceHold(ctx, index.Hold{Camera: camera, Start: from, End: to, Reason: reason, IncidentID: incidentID})
+	return err
+}
+
+// ReleaseHold releases every hold of the incident on the camera, whatever
+// its range (the registry widens an incident's hold as the incident
+// changes, so there may be several).
+func (h holdPlacer) ReleaseHold(ctx context.Context, camera string, incidentID int64) error {
+	_, err := h.ix.ReleaseHolds(ctx, camera, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), incidentID, "incident hold released")
+	return err
+}
+
+// footageIndex is the API's FootageIndex backed by the recorder index.
+type footageIndex struct{ ix *index.Index }
+
+func (f footageIndex) Recordings(ctx context.Context, camera string, from, to time.Time) ([]viewer.FootageRecording, error) {
+	segs, err := f.ix.Segments(ctx, camera, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]viewer.FootageRecording, len(segs))
+	for i, s := range segs {
+		out[i] = viewer.FootageRecording{ID: strconv.FormatInt(s.ID, 10), Start: s.Start, End: s.End, Bytes: s.Bytes}
+	}
+	return out, nil
+}
+
+func (f footageIndex) Gaps(ctx context.Context, camera string, from, to time.Time) ([]viewer.FootageGap, error) {
+	gaps, err := f.ix.Gaps(ctx, camera, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]viewer.FootageGap, len(gaps))
+	for i, g := range gaps {
+		end := g.End
+		if end.IsZero() {
+			end = to // still open: the camera is down now
+		}
+		out[i] = viewer.FootageGap{Start: g.Start, End: end, Reason: g.Reason}
+	}
+	return out, nil
+}
