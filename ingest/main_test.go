@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -149,5 +148,3 @@ func (h *harness) waitHealth(d time.Duration, ok func(Health) bool) Health {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var errTimeout = errors.New("timeout")

@@ -383,6 +383,15 @@ func TestSourceOversizeUnit(t *testing.T) {
 	}
 }
 
+// Cameras that never set the marker bit: units end at the next timestamp.
+func TestSourceNoMarker(t *testing.T) {
+	t.Parallel()
+	cam := startCam(t, camOptions{noMarker: true})
+	h := runSource(t, SourceConfig{URL: cam.URL()})
+	checkSessionStart(t, h, CodecH264)
+	checkUnits(t, h.units(30, 5*time.Second), CodecH264)
+}
+
 func TestSourceUDP(t *testing.T) {
 	t.Parallel()
 	for _, tr := range []Transport{TransportUDP, TransportAuto} {

@@ -42,6 +42,9 @@ type camOptions struct {
 	// one every second (the server's own come every 10 s).
 	clockOffset time.Duration
 	sendSR      bool
+	// noMarker clears the RTP marker bit (cameras that end units only by
+	// a new timestamp).
+	noMarker bool
 }
 
 // testCam is a running test camera.
@@ -511,6 +514,7 @@ func (c *testCam) run() {
 				ts := vBase + uint32(int64(n)*90000/int64(c.opts.fps)) + jump
 				for _, p := range pkts {
 					p.Timestamp = ts
+					p.Marker = p.Marker && !c.opts.noMarker
 					c.writeVideo(p, capture(ts-jump, vBase, 90000))
 				}
 				c.mu.Lock()
