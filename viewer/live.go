@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kuzet/kuzet/ingest"
@@ -145,6 +146,15 @@ func (c *LiveConfig) validate() error {
 	for _, s := range c.ICEServers {
 		if len(s.URLs) == 0 {
 			return errors.New("an ICE server has no URLs")
+		}
+		for _, raw := range s.URLs {
+			u, err := stun.ParseURI(raw)
+			if err != nil {
+				return fmt.Errorf("ICE server URL %q: %w", raw, err)
+			}
+			if (u.Scheme == stun.SchemeTypeTURN || u.Scheme == stun.SchemeTypeTURNS) && (s.Username == "" || s.Credential == "") {
+				return fmt.Errorf("TURN server %q needs a username and a credential", raw)
+			}
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -410,6 +411,18 @@ func TestLiveInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("camera page from the keyboard", func(t *testing.T) {
+		b := newBrowser(t)
+		b.login(t, st.base, "#/live/f16?layout=4", "op16")
+		b.waitJS(t, 15*time.Second, "a live tile", `!!document.querySelector('.tile[data-camera="f16-c3"][data-state="live"]')`)
+		b.run(t, chromedp.SendKeys(chromedp.CSS(`.tile[data-camera="f16-c3"]`), kb.Enter))
+		b.waitJS(t, 15*time.Second, "the camera page, live", `location.hash === "#/camera/f16-c3" && !!document.querySelector('.camera-page .tile[data-state="live"]')`)
+		if h1 := evalJS[string](t, b, `document.querySelector("h1").textContent`); h1 != "Yard gate" {
+			t.Errorf("camera page title %q", h1)
+		}
+		b.screenshot(t, "camera-page.png")
+	})
+
 	t.Run("fallback stream over WebSocket", func(t *testing.T) {
 		b := newBrowser(t)
 		b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c3&transport=mse", "op16")
@@ -444,4 +457,33 @@ func TestLiveInBrowser(t *testing.T) {
 			t.Errorf("denied live.start rows for %v, want the 4 cameras", denied)
 		}
 	})
+}
+
+// TestLiveFallbackInBrowser: the server advertises an address the browser
+// cannot reach (as behind a firewall that drops WebRTC), so WebRTC cannot
+// connect; within a few seconds the tile plays the fMP4 fallback instead.
+func TestLiveFallbackInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	st := newBrowserStack(t, LiveConfig{PublicIPs: []string{"192.0.2.1"}, DisableICETCP: true})
+	waitFor(t, 15*time.Second, "camera online", func() bool {
+		h, ok := st.mgr.CameraHealth("f16-c1")
+		return ok && h.State == ingest.StateOnline
+	})
+	b := newBrowser(t)
+	b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c1", "op16")
+	d := b.waitJS(t, 20*time.Second, "the tile live over the fallback",
+		`(() => { const t = document.querySelector(".tile"); return !!t && t.dataset.state === "live" && t.dataset.transport === "mse" })()`)
+	t.Logf("live over the fallback %v after login; player states: %s", d.Round(time.Millisecond),
+		evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
+	f1 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+	time.Sleep(2 * time.Second)
+	f2 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+	if f2-f1 < 25 {
+		t.Errorf("fallback decoded %.0f frames in 2 s", f2-f1)
+	}
+	if !strings.Contains(evalJS[string](t, b, `document.querySelector(".tile .foot").textContent`), "fallback") {
+		t.Error("the tile does not say it plays the fallback")
+	}
 }

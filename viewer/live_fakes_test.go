@@ -367,6 +367,14 @@ type recvFrame struct {
 // H.265, plus PCMU/PCMA/Opus audio.
 func viewerAPI(t testing.TB, withH265 bool) *webrtc.API {
 	t.Helper()
+	se := webrtc.SettingEngine{}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	return viewerAPIWith(t, withH265, se)
+}
+
+// viewerAPIWith is viewerAPI with the receiver's network settings.
+func viewerAPIWith(t testing.TB, withH265 bool, se webrtc.SettingEngine) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	reg := func(mime string, pt uint8, fmtp string, typ webrtc.RTPCodecType, rate uint32, ch uint16) {
@@ -389,9 +397,7 @@ func viewerAPI(t testing.TB, withH265 bool) *webrtc.API {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		t.Fatal(err)
 	}
-	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 }
 

@@ -3,12 +3,14 @@ package viewer
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -417,4 +419,116 @@ func TestLiveCameraList(t *testing.T) {
 	}
 }
 
-var _ = webrtc.MimeTypeH264
+func TestWHEPNetwork(t *testing.T) {
+	verifyNoLeaks(t)
+	t.Run("ICE-TCP when UDP is blocked", func(t *testing.T) {
+		e := newLiveEnv(t, LiveConfig{})
+		startCam(t, e, "c1", ingest.CodecH264, "", 5)
+		se := webrtc.SettingEngine{}
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+		v := connect(t, viewerAPIWith(t, false, se), e.srv.URL, "c1", "op16", false)
+		defer v.close()
+		select {
+		case <-v.gotFrame:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no frame over ICE-TCP")
+		}
+		pair, err := v.pc.GetReceivers()[0].Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil || pair.Remote.Protocol != webrtc.ICEProtocolTCP {
+			t.Errorf("selected pair %v (%v), want TCP", pair, err)
+		}
+	})
+	t.Run("public IPs replace host candidates", func(t *testing.T) {
+		e := newLiveEnv(t, LiveConfig{PublicIPs: []string{"203.0.113.7"}})
+		startCam(t, e, "c1", ingest.CodecH264, "", 5)
+		v, offer := newTestViewer(t, viewerAPI(t, false), false)
+		defer v.close()
+		code, body, _ := postOffer(t, e.srv.URL, "c1", "op16", "application/sdp", offer)
+		if code != http.StatusCreated {
+			t.Fatalf("offer: %d %s", code, body)
+		}
+		var cands []string
+		for _, l := range strings.Split(body, "\r\n") {
+			if strings.HasPrefix(l, "a=candidate:") {
+				cands = append(cands, l)
+			}
+		}
+		if len(cands) == 0 || !strings.Contains(strings.Join(cands, "\n"), " 203.0.113.7 ") || strings.Contains(strings.Join(cands, "\n"), " 127.0.0.1 ") {
+			t.Errorf("candidates:\n%s", strings.Join(cands, "\n"))
+		}
+	})
+	t.Run("a peer that vanishes is closed after the ICE timeouts", func(t *testing.T) {
+		e := newLiveEnv(t, LiveConfig{DisconnectedTimeout: time.Second, FailedTimeout: time.Second, DisableICETCP: true})
+		startCam(t, e, "c1", ingest.CodecH264, "", 5)
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		se := webrtc.SettingEngine{}
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}))
+		v := connect(t, viewerAPIWith(t, false, se), e.srv.URL, "c1", "op16", false)
+		<-v.gotFrame
+		// The viewer's machine disappears: nothing more leaves it, no
+		// DTLS close, no DELETE.
+		conn.Close()
+		start := time.Now()
+		waitFor(t, 10*time.Second, "the session to end", func() bool { return e.live.Sessions() == 0 })
+		t.Logf("session closed %v after the peer vanished", time.Since(start).Round(time.Millisecond))
+		stops := e.audit.find(registry.AuditLiveStop, "")
+		if len(stops) != 1 || !strings.Contains(stops[0].Detail, "peer connection") {
+			t.Errorf("stop rows %+v", stops)
+		}
+		v.close()
+	})
+}
+
+func TestLiveConfigValidation(t *testing.T) {
+	taken, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tests := []struct {
+		name string
+		cfg  LiveConfig
+		err  string
+	}{
+		{"bad STUN URL", LiveConfig{ICEServers: []ICEServer{{URLs: []string{"http://stun.example.org"}}}}, "ICE server URL"},
+		{"TURN without credentials", LiveConfig{ICEServers: []ICEServer{{URLs: []string{"turn:turn.example.org:3478"}}}}, "username and a credential"},
+		{"server without URLs", LiveConfig{ICEServers: []ICEServer{{}}}, "no URLs"},
+		{"NACK buffer not a power of two", LiveConfig{NACKBufferPackets: 100}, "power of two"},
+		{"payload too large", LiveConfig{PayloadMaxSize: 9000}, "payload max size"},
+		{"bad public IP", LiveConfig{PublicIPs: []string{"camera.example.org"}}, "not an IP address"},
+		{"UDP port taken", LiveConfig{ICEUDPListen: taken.LocalAddr().String()}, "ICE UDP listen"},
+		{"bad UDP address", LiveConfig{ICEUDPListen: "nonsense"}, "ICE UDP address"},
+	}
+	deps := LiveDeps{Streams: &fakeDir{}, Cameras: &fakeDir{}, Auth: fakeAuth{}, Audit: &fakeAudit{}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.ICEUDPListen == "" {
+				tc.cfg.ICEUDPListen = "127.0.0.1:0"
+			}
+			tc.cfg.ICETCPListen = "127.0.0.1:0"
+			l, err := NewLive(tc.cfg, deps)
+			if err == nil {
+				l.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error %q, want %q", err, tc.err)
+			}
+		})
+	}
+	ok := LiveConfig{ICEUDPListen: "127.0.0.1:0", ICETCPListen: "127.0.0.1:0",
+		ICEServers: []ICEServer{{URLs: []string{"stun:stun.example.org:3478"}}, {URLs: []string{"turn:turn.example.org:3478?transport=tcp"}, Username: "u", Credential: "p"}}}
+	l, err := NewLive(ok, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l.Close() // idempotent
+	if _, err := NewLive(ok, LiveDeps{}); err == nil {
+		t.Error("missing dependencies accepted")
+	}
+}

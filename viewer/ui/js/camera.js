@@ -26,6 +26,8 @@ export async function renderCamera(main, { id, navigate, unauthenticated }) {
       unmute.textContent = tile.video.muted ? "Sound off" : "Sound on";
     },
   }, "Sound off");
+  // Only G.711 audio reaches live view.
+  unmute.hidden = !cam.audio || cam.audio === "AAC";
   main.replaceChildren(el("div", { class: "camera-page" },
     el("div", { class: "toolbar" },
       el("a", { href: "#/live/" + encodeURIComponent(cam.facility) }, "← Back to the wall"),
