@@ -194,9 +194,11 @@ func TestCamsimSSRCChangeAndTimestampJump(t *testing.T) {
 	if tr.Audio == nil || tr.Audio.Codec != CodecAAC {
 		t.Fatalf("audio track %v", tr.Audio)
 	}
-	consecutive(t, h.marks(t, CodecH264, 2*time.Second))
+	before := h.marks(t, CodecH264, 2*time.Second)
+	consecutive(t, before)
 
 	cam := sim.Camera(1)
+	changed := time.Now()
 	cam.ChangeSSRC()
 	e := h.event(10 * time.Second)
 	if e.Reason != ReasonDiscontinuity || e.Detail != DetailSSRCChanged || e.Tracks == nil {
@@ -204,6 +206,10 @@ func TestCamsimSSRCChangeAndTimestampJump(t *testing.T) {
 	}
 	after := h.marks(t, CodecH264, 4*time.Second) // fails on a second event
 	consecutive(t, after)
+	if len(after) > 0 {
+		t.Logf("SSRC change: new run %v after the change, frames %d..%d skipped (the session restart and the wait for a keyframe)",
+			e.At.Sub(changed).Round(time.Millisecond), before[len(before)-1].Frame+1, after[0].Frame-1)
+	}
 	if len(after) < 50 {
 		t.Fatalf("%d frames in the 4 s after the SSRC change", len(after))
 	}

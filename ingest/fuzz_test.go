@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"encoding/binary"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -200,7 +202,10 @@ func FuzzWrongSSRC(f *testing.F) {
 	f.Add("received packet with wrong SSRC 456, expected 123")
 	f.Add("wrong SSRC ")
 	f.Fuzz(func(t *testing.T, msg string) {
-		wrongSSRC(msg)
+		got, expected, ok := wrongSSRC(msg)
+		if ok && !strings.Contains(msg, strconv.FormatUint(uint64(got), 10)) {
+			t.Fatalf("%q: got %d, expected %d", msg, got, expected)
+		}
 	})
 }
 

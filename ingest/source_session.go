@@ -53,9 +53,9 @@ type session struct {
 	onlineAt time.Time // first unit published; zero before
 	closing  bool      // the session is over: publish nothing more
 
-	// SSRC change detection from the client's decode errors.
-	ssrcCand  uint32
-	ssrcCount int
+	// SSRC change detection from the client's decode errors, per track
+	// (keyed by the SSRC the client expected).
+	ssrc [2]ssrcWatch
 
 	lastRTP atomic.Int64 // unix nanoseconds of the latest RTP packet
 	restart chan struct{}
@@ -265,13 +265,18 @@ func (sess *session) onDecodeError(err error) {
 	if sess.closing {
 		return
 	}
-	if ssrc, ok := wrongSSRC(msg); ok {
-		if ssrc == sess.ssrcCand {
-			sess.ssrcCount++
-		} else {
-			sess.ssrcCand, sess.ssrcCount = ssrc, 1
+	if got, expected, ok := wrongSSRC(msg); ok {
+		w := &sess.ssrc[0]
+		switch {
+		case w.expected == expected:
+		case sess.ssrc[1].expected == expected, sess.ssrc[1].count < w.count:
+			w = &sess.ssrc[1]
 		}
-		if sess.ssrcCount == ssrcConfirm {
+		if w.expected != expected || w.cand != got {
+			*w = ssrcWatch{expected: expected, cand: got}
+		}
+		w.count++
+		if w.count == ssrcConfirm {
 			sess.closing = true
 			select {
 			case sess.restart <- struct{}{}:
@@ -283,24 +288,43 @@ func (sess *session) onDecodeError(err error) {
 	s.h.DecodeErrors++
 }
 
+// ssrcWatch counts packets in a row that carried the same unexpected SSRC
+// on one track.
+type ssrcWatch struct {
+	expected, cand uint32
+	count          int
+}
+
 // wrongSSRC parses the client's "received packet with wrong SSRC N,
 // expected M" error.
-func wrongSSRC(msg string) (uint32, bool) {
-	const marker = "wrong SSRC "
+func wrongSSRC(msg string) (got, expected uint32, ok bool) {
+	const marker, marker2 = "wrong SSRC ", "expected "
 	i := strings.Index(msg, marker)
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	rest := msg[i+len(marker):]
+	got, rest, ok := leadingUint32(msg[i+len(marker):])
+	if !ok {
+		return 0, 0, false
+	}
+	j := strings.Index(rest, marker2)
+	if j < 0 {
+		return 0, 0, false
+	}
+	expected, _, ok = leadingUint32(rest[j+len(marker2):])
+	return got, expected, ok
+}
+
+func leadingUint32(s string) (uint32, string, bool) {
 	j := 0
-	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
 		j++
 	}
-	v, err := strconv.ParseUint(rest[:j], 10, 32)
+	v, err := strconv.ParseUint(s[:j], 10, 32)
 	if err != nil {
-		return 0, false
+		return 0, s, false
 	}
-	return uint32(v), true
+	return uint32(v), s[j:], true
 }
 
 // errMorePackets reports the depacketizers' "not yet" answers, which are
