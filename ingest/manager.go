@@ -51,10 +51,11 @@ type ManagerConfig struct {
 	// ReaderMaxBytes caps the media bytes any one reader of a camera may
 	// hold queued (see StreamConfig). Default: 64 MiB.
 	ReaderMaxBytes int
-	// OnStream, when set, is called with each new camera's Stream, from the
-	// goroutine that called Apply or Set, before its source starts. It must
-	// not block; use it to attach the recorder and detectors.
-	OnStream func(*Stream)
+	// OnStream, when set, is called with each new camera (its credentials
+	// left out) and its Stream, from the goroutine that called Apply or
+	// Set, before the camera's source starts. It must not block; use it to
+	// attach the recorder and detectors (recorder.Record).
+	OnStream func(cam CameraConfig, s *Stream)
 }
 
 func (c *ManagerConfig) setDefaults() {
@@ -155,20 +156,20 @@ func (m *Manager) Apply(ctx context.Context, cams []CameraConfig) error {
 		m.mu.Unlock()
 		return ErrManagerStopped
 	}
-	var created []*Stream
+	var created []*managedCamera
 	for _, c := range cams {
 		if want[c.ID] {
 			errs = append(errs, fmt.Errorf("camera %q: duplicate id", c.ID))
 			continue
 		}
 		want[c.ID] = true
-		s, err := m.setLocked(c)
+		mc, err := m.setLocked(c)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if s != nil {
-			created = append(created, s)
+		if mc != nil {
+			created = append(created, mc)
 		}
 	}
 	for id, mc := range m.cams {
@@ -192,13 +193,13 @@ func (m *Manager) Set(ctx context.Context, c CameraConfig) error {
 		m.mu.Unlock()
 		return ErrManagerStopped
 	}
-	s, err := m.setLocked(c)
+	mc, err := m.setLocked(c)
 	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if s != nil {
-		m.announce([]*Stream{s})
+	if mc != nil {
+		m.announce([]*managedCamera{mc})
 	}
 	return m.reconcile(ctx)
 }
@@ -222,9 +223,9 @@ func (m *Manager) Remove(ctx context.Context, id string) (bool, error) {
 	return true, m.reconcile(ctx)
 }
 
-// setLocked records the wanted configuration of one camera and returns its
-// stream when it is new.
-func (m *Manager) setLocked(c CameraConfig) (*Stream, error) {
+// setLocked records the wanted configuration of one camera and returns it
+// when it is new.
+func (m *Manager) setLocked(c CameraConfig) (*managedCamera, error) {
 	if c.ID == "" {
 		return nil, errors.New("camera without id")
 	}
@@ -254,15 +255,17 @@ func (m *Manager) setLocked(c CameraConfig) (*Stream, error) {
 		ReaderMaxBytes: m.cfg.ReaderMaxBytes,
 	}, m.metrics, m.log)}
 	m.cams[c.ID] = mc
-	return mc.stream, nil
+	return mc, nil
 }
 
-func (m *Manager) announce(streams []*Stream) {
+func (m *Manager) announce(cams []*managedCamera) {
 	if m.cfg.OnStream == nil {
 		return
 	}
-	for _, s := range streams {
-		m.cfg.OnStream(s)
+	for _, mc := range cams {
+		cam := mc.cfg
+		cam.Username, cam.Password = "", ""
+		m.cfg.OnStream(cam, mc.stream)
 	}
 }
 

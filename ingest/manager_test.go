@@ -95,7 +95,10 @@ func TestManager(t *testing.T) {
 	}
 	var mu sync.Mutex
 	announced := map[string]*Stream{}
-	m, err := NewManager(ManagerConfig{BackoffMin: 100 * time.Millisecond, OnStream: func(s *Stream) {
+	m, err := NewManager(ManagerConfig{BackoffMin: 100 * time.Millisecond, OnStream: func(cam CameraConfig, s *Stream) {
+		if cam.ID != s.Camera() || cam.Facility == "" || cam.Password != "" {
+			t.Errorf("OnStream(%+v, %s)", cam, s.Camera())
+		}
 		mu.Lock()
 		announced[s.Camera()] = s
 		mu.Unlock()
@@ -105,7 +108,7 @@ func TestManager(t *testing.T) {
 	}
 	ctx := context.Background()
 	cams := []CameraConfig{
-		{ID: "a", Facility: "f16", URL: camA.URL(), Enabled: true},
+		{ID: "a", Facility: "f16", URL: camA.URL(), Enabled: true, Username: "u", Password: "p"},
 		{ID: "b", Facility: "f16", URL: camB.URL(), Enabled: true},
 		{ID: "d", Facility: "f27", URL: camB.URL(), Enabled: false},
 	}

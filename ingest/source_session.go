@@ -31,8 +31,7 @@ type sessionResult struct {
 // session is one RTSP session of a source. Its fields are guarded by the
 // source's lock, except lastRTP (atomic) and restart (a channel).
 type session struct {
-	src    *Source
-	client *gortsplib.Client
+	src *Source
 
 	video *videoTrack
 	audio *audioTrack
@@ -104,7 +103,6 @@ func (s *Source) runSession(ctx context.Context, detail string) (res sessionResu
 		t := gortsplib.TransportUDP
 		c.Transport = &t
 	}
-	sess.client = c
 	if err := c.Start2(); err != nil {
 		return sessionResult{err: err}
 	}
