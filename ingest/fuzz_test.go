@@ -2,10 +2,15 @@ package ingest
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/sdp"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/pion/rtp"
 )
 
@@ -216,5 +221,61 @@ func FuzzNTP(f *testing.F) {
 		var c senderClock
 		c.ok, c.ntp, c.rtp = true, ntpToTime(ntp), ts
 		c.wall(ts+90000, 90000, c.ntp)
+	})
+}
+
+// sdpOf returns the SDP of a camera offering the given formats.
+func sdpOf(tb testing.TB, medias ...*description.Media) []byte {
+	tb.Helper()
+	b, err := description.Session{Medias: medias}.Marshal(false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// FuzzSessionSetup feeds a camera's SDP through the client's parser to the
+// source's track selection and the parameter sets it carries (sprop-
+// parameter-sets, sprop-vps/sps/pps, AAC config).
+func FuzzSessionSetup(f *testing.F) {
+	h264 := loadAUs(f, "testdata/h264_320x240.h264", CodecH264)
+	h265 := loadAUs(f, "testdata/h265_320x240.h265", CodecH265)
+	video := func(ff format.Format) *description.Media {
+		return &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{ff}}
+	}
+	audio := func(ff format.Format) *description.Media {
+		return &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{ff}}
+	}
+	f.Add(sdpOf(f, video(&format.H264{PayloadTyp: 96, PacketizationMode: 1,
+		SPS: findParam(h264, CodecH264, h264NALSPS), PPS: findParam(h264, CodecH264, h264NALPPS)})))
+	f.Add(sdpOf(f, video(&format.H265{PayloadTyp: 96, VPS: findParam(h265, CodecH265, h265NALVPS),
+		SPS: findParam(h265, CodecH265, h265NALSPS), PPS: findParam(h265, CodecH265, h265NALPPS)}),
+		audio(&format.MPEG4Audio{PayloadTyp: 97, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3,
+			Config: &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 2}})))
+	f.Add(sdpOf(f, video(&format.MJPEG{}), audio(&format.G711{PayloadTyp: 8, SampleRate: 8000, ChannelCount: 1})))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ssd sdp.SessionDescription
+		if err := ssd.Unmarshal(b); err != nil {
+			return
+		}
+		var desc description.Session
+		if err := desc.Unmarshal(&ssd); err != nil {
+			return
+		}
+		p := newPipeline(t, CodecH264, false, 1<<20)
+		sess := &session{src: p.sess.src, restart: make(chan struct{}, 1)}
+		if err := sess.setup(&desc); err != nil {
+			var uc errUnsupportedCodec
+			if !errors.As(err, &uc) || classify(err) != OfflineUnsupportedCodec {
+				t.Fatalf("setup: %v", err)
+			}
+			return
+		}
+		if sess.video == nil && sess.audio == nil {
+			t.Fatal("setup accepted a session without tracks")
+		}
+		if v := sess.video; v != nil && v.asm.complete() {
+			v.asm.buildTrack()
+		}
 	})
 }
