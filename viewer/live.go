@@ -250,10 +250,25 @@ type LiveDeps struct {
 // Live serves live video: WHEP signalling and WebRTC sessions, the fMP4
 // WebSocket fallback, and the camera list and states of the live wall.
 //
-// Concurrency: each viewer session runs one goroutine (plus pion's own,
-// which end with its peer connection), owned by Live: Close and Run wait
-// for all of them. Sessions only read from their own ingest.Reader, so a
-// slow viewer never slows the camera, the recorder or other viewers.
+// Every viewer of a camera reads the camera's one ingest.Stream (never a
+// new RTSP session) through its own Reader of kind live: FromGOP, so that
+// the first frame sent is the cached keyframe, a queue of QueueItems units
+// and QueueBytes bytes, and the SkipToKeyframe policy. The cached GOP is
+// sent at CatchUpSpeed × real time (kuzet_live_catchup_units_total), then
+// live units as they come.
+//
+// Concurrency and backpressure: each session runs one goroutine (plus
+// pion's, which end with its peer connection, and for the fallback a
+// WebSocket reader and pinger), owned by Live: Close and Run wait for all
+// of them. A session blocks only on its own network writes; meanwhile its
+// reader's queue fills, and when it overflows the reader drops everything
+// queued and resumes at the next keyframe, counted in
+// kuzet_ingest_reader_dropped_units_total{reader="live"}. So a slow viewer
+// never slows the camera, the recorder or other viewers. Sessions whose
+// peer fails ICE (DisconnectedTimeout + FailedTimeout), never connects
+// (ConnectTimeout), leaves (DELETE, DTLS close, WebSocket close) or stops
+// answering pings (fallback) end and release their reader and sockets;
+// kuzet_live_sessions{transport} counts the open ones.
 type Live struct {
 	cfg     LiveConfig
 	streams LiveStreams

@@ -68,7 +68,9 @@ func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
 		t.Fatal(err)
 	}
 
-	sim, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 5, Clip: filepath.Join(testenv.RepoRoot(t), camsim.DefaultClip)}, log)
+	root := testenv.RepoRoot(t)
+	sim, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 6, Clip: filepath.Join(root, camsim.DefaultClip),
+		CameraClips: map[int]string{6: filepath.Join(root, "testdata/clips/h265_640x360.ts")}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
 			t.Fatal(err)
 		}
 	}
-	for _, z := range []struct{ f, id, name string }{{"f16", "block-a", "Block A"}, {"f16", "yard", "Yard"}, {"f27", "yard", "Yard"}} {
+	for _, z := range []struct{ f, id, name string }{{"f16", "block-a", "Block A"}, {"f16", "yard", "Yard"}, {"f16", "workshop", "Yard workshop"}, {"f27", "yard", "Yard"}} {
 		if _, err := reg.CreateZone(ctx, sys, z.f, registry.ZoneInput{ID: z.id, Name: str(z.name), Kind: str("corridor")}); err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +94,7 @@ func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
 	for i, c := range []struct{ id, f, zone, name string }{
 		{"f16-c1", "f16", "block-a", "Block A west"}, {"f16-c2", "f16", "block-a", "Block A east"},
 		{"f16-c3", "f16", "yard", "Yard gate"}, {"f16-c4", "f16", "yard", "Yard fence"}, {"f27-c1", "f27", "yard", "Yard"},
+		{"f16-c6", "f16", "workshop", "Workshop (H.265)"},
 	} {
 		if _, err := reg.CreateCamera(ctx, sys, registry.CameraInput{ID: c.id, Facility: str(c.f), Zone: str(c.zone), Name: str(c.name), URL: str(sim.URL(i + 1))}); err != nil {
 			t.Fatal(err)
@@ -325,7 +328,7 @@ func TestLiveInBrowser(t *testing.T) {
 	st := newBrowserStack(t, LiveConfig{})
 	ctx := context.Background()
 	waitFor(t, 15*time.Second, "cameras online", func() bool {
-		for _, id := range []string{"f16-c1", "f16-c2", "f16-c3", "f16-c4"} {
+		for _, id := range []string{"f16-c1", "f16-c2", "f16-c3", "f16-c4", "f16-c6"} {
 			if h, ok := st.mgr.CameraHealth(id); !ok || h.State != ingest.StateOnline {
 				return false
 			}
@@ -434,6 +437,17 @@ func TestLiveInBrowser(t *testing.T) {
 			t.Errorf("fallback tile decoded %.0f frames in 2 s", f2-f1)
 		}
 		t.Logf("fallback tile decoded %.0f frames in 2 s", f2-f1)
+	})
+
+	t.Run("H.265 camera in a browser without H.265", func(t *testing.T) {
+		b := newBrowser(t)
+		b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c6", "op16")
+		b.waitJS(t, 15*time.Second, "the tile to say it cannot play the camera", `document.querySelector(".tile")?.dataset.state === "unplayable"`)
+		why := evalJS[string](t, b, `document.querySelector(".tile .why").textContent`)
+		if !strings.Contains(why, "not playable in this browser") {
+			t.Errorf("tile says %q", why)
+		}
+		t.Logf("H.265 tile: %q; player states: %s", why, evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
 	})
 
 	t.Run("operator of another facility is refused and audited", func(t *testing.T) {

@@ -39,6 +39,10 @@ import (
 // message for this long (its reader meanwhile drops to keyframes).
 const mseWriteTimeout = 10 * time.Second
 
+// msePingInterval is how often a fallback viewer is pinged; one that does
+// not answer within mseWriteTimeout is gone and its session ends.
+const msePingInterval = 15 * time.Second
+
 // mseMessage is a text message of the fallback stream.
 type mseMessage struct {
 	Type   string `json:"type"`
@@ -132,6 +136,28 @@ func (l *Live) runMSE(ctx context.Context, s *liveSession, conn *websocket.Conn,
 		defer wg.Done()
 		<-readCtx.Done()
 		s.stop(errLiveClientGone)
+	}()
+	// While the camera is offline nothing is written, so a viewer whose
+	// machine vanished would go unnoticed: ping it.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(msePingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-readCtx.Done():
+				return
+			case <-t.C:
+				pctx, cancel := context.WithTimeout(readCtx, mseWriteTimeout)
+				err := conn.Ping(pctx)
+				cancel()
+				if err != nil {
+					s.stop(errLiveClientGone)
+					return
+				}
+			}
+		}
 	}()
 	r, err := stream.AddReader(ingest.ReaderConfig{
 		Kind: ingest.ReaderLive, Capacity: l.cfg.QueueItems, MaxBytes: l.cfg.QueueBytes,
