@@ -70,6 +70,7 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 	cfg.Store.FS.Dir = filepath.Join(o.dir, "store")
 	cfg.Recorder.SpoolDir = filepath.Join(o.dir, "spool")
 	cfg.SecretKeyFile = filepath.Join(o.dir, "secret.key")
+	cfg.WebRTC.IncludeLoopback = true // the browser is on this machine
 	if err := config.ApplyEnv(&cfg, os.Environ()); err != nil {
 		return err
 	}

@@ -167,6 +167,8 @@ func TestServeShutsDownOnSignal(t *testing.T) {
 		"KUZET_STORE_FS_DIR="+filepath.Join(dir, "store"),
 		"KUZET_RECORDER_SPOOL_DIR="+filepath.Join(dir, "spool"),
 		"KUZET_LOG_FORMAT=json",
+		"KUZET_WEBRTC_UDP_LISTEN=127.0.0.1:0",
+		"KUZET_WEBRTC_TCP_LISTEN=127.0.0.1:0",
 	)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs

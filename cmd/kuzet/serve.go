@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kuzet/kuzet/ingest"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/migrate"
 	"github.com/kuzet/kuzet/recorder/index"
@@ -152,6 +154,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 			return nil
 		}},
 	}
+	ingestMetrics, err := ingest.NewMetrics(metrics)
+	if err != nil {
+		return err
+	}
+	mgr, err := ingest.NewManager(ingest.ManagerConfig{
+		Transport:     ingest.Transport(cfg.Ingest.Transport),
+		ReadTimeout:   cfg.Ingest.ReadTimeout,
+		BackoffMin:    cfg.Ingest.BackoffMin,
+		BackoffMax:    cfg.Ingest.BackoffMax,
+		MaxAccessUnit: int(cfg.Ingest.MaxAccessUnit),
+		GOPCacheBytes: int(cfg.Ingest.GOPCache),
+	}, ingestMetrics, log.With("component", "ingest"))
+	if err != nil {
+		return err
+	}
+
 	proxies, err := parsePrefixes(cfg.Auth.TrustedProxies)
 	if err != nil {
 		return err
@@ -165,12 +183,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	if err != nil {
 		return err
 	}
+	dir, err := viewer.NewLiveDirectory(reg, mgr)
+	if err != nil {
+		return err
+	}
+	live, err := viewer.NewLive(liveConfig(cfg), viewer.LiveDeps{
+		Streams: mgr, Cameras: dir, Auth: api, Audit: reg.Audit(),
+		Metrics: metrics, Log: log.With("component", "live"),
+	})
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	ui, err := viewer.NewUI()
+	if err != nil {
+		return err
+	}
 	srv, err := viewer.New(viewer.Config{
 		Listen:          cfg.HTTP.Listen,
 		TLSCert:         cfg.HTTP.TLSCert,
 		TLSKey:          cfg.HTTP.TLSKey,
 		ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
-	}, log, metrics, checks, api)
+	}, log, metrics, checks, api, live, ui)
 	if err != nil {
 		return err
 	}
@@ -183,6 +217,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return mgr.Run(gctx) })
+	g.Go(func() error { return syncCameras(gctx, mgr, cfg.Cameras, reg, 5*time.Second, log) })
+	g.Go(func() error { return live.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	up.Set(1)
 	log.Info("kuzet running", "http", addr.String())
@@ -216,6 +253,25 @@ func openDatabase(ctx context.Context, c config.Database, log *slog.Logger) (*pg
 	}
 	log.Info("database connected", "url", c.URL.Redacted())
 	return pool, nil
+}
+
+// liveConfig maps the configuration onto live viewing.
+func liveConfig(cfg config.Config) viewer.LiveConfig {
+	servers := make([]viewer.ICEServer, len(cfg.WebRTC.ICEServers))
+	for i, s := range cfg.WebRTC.ICEServers {
+		servers[i] = viewer.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential}
+	}
+	return viewer.LiveConfig{
+		ICEUDPListen:    cfg.WebRTC.UDPListen,
+		ICETCPListen:    cfg.WebRTC.TCPListen,
+		DisableICETCP:   cfg.WebRTC.DisableTCP,
+		PublicIPs:       cfg.WebRTC.PublicIPs,
+		IncludeLoopback: cfg.WebRTC.IncludeLoopback,
+		ICEServers:      servers,
+		ConnectTimeout:  cfg.WebRTC.ConnectTimeout,
+		MaxSessions:     cfg.WebRTC.MaxSessions,
+		QueueItems:      cfg.Ingest.LiveQueue,
+	}
 }
 
 func parsePrefixes(ss []string) ([]netip.Prefix, error) {

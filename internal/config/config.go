@@ -25,6 +25,7 @@ type Config struct {
 	Store    Store    `yaml:"store"`
 	Ingest   Ingest   `yaml:"ingest"`
 	Recorder Recorder `yaml:"recorder"`
+	WebRTC   WebRTC   `yaml:"webrtc"`
 	Auth     Auth     `yaml:"auth"`
 	Incident Incident `yaml:"incident"`
 	// SecretKeyFile is a file holding the 32-byte key (hex or base64) that
@@ -140,6 +141,39 @@ type Recorder struct {
 	RetentionDays int `yaml:"retention_days"`
 }
 
+// WebRTC configures live viewing.
+type WebRTC struct {
+	// UDPListen is the one UDP address all WebRTC sessions share (UDP mux).
+	// Default: :8189.
+	UDPListen string `yaml:"udp_listen"`
+	// TCPListen is the ICE-TCP address, for networks that block UDP.
+	// Default: :8189. Empty with disable_tcp turns ICE-TCP off.
+	TCPListen  string `yaml:"tcp_listen"`
+	DisableTCP bool   `yaml:"disable_tcp"`
+	// PublicIPs are the addresses of a 1:1 NAT in front of the server,
+	// advertised instead of the local ones. Default: none.
+	PublicIPs []string `yaml:"public_ips"`
+	// IncludeLoopback advertises loopback candidates (a browser on the
+	// server itself). Default: false.
+	IncludeLoopback bool `yaml:"include_loopback"`
+	// ICEServers are STUN/TURN servers. Default: none.
+	ICEServers []ICEServer `yaml:"ice_servers"`
+	// MaxSessions bounds live sessions of this process. Default: 256.
+	MaxSessions int `yaml:"max_sessions"`
+	// ConnectTimeout closes a session not connected this long after the
+	// offer. Default: 15s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// ICEServer is a STUN or TURN server.
+type ICEServer struct {
+	// URLs like stun:stun.example.org:3478 or turn:turn.example.org:3478?transport=tcp.
+	URLs []string `yaml:"urls"`
+	// Username and Credential authenticate to a TURN server.
+	Username   string `yaml:"username"`
+	Credential string `yaml:"credential"`
+}
+
 // Auth configures sessions and logins.
 type Auth struct {
 	// SessionIdle ends a session unused for this long. Default: 15m.
@@ -212,6 +246,7 @@ func Default() Config {
 			SegmentDuration: 60 * time.Second, FragmentDuration: time.Second,
 			SyncInterval: 2 * time.Second, RetentionDays: 31,
 		},
+		WebRTC: WebRTC{UDPListen: ":8189", TCPListen: ":8189", MaxSessions: 256, ConnectTimeout: 15 * time.Second},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionMax: 12 * time.Hour,
 			LoginMaxFailures: 5, LoginLockout: 15 * time.Minute,
@@ -383,6 +418,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Recorder.Enabled && c.Recorder.SpoolDir == "" {
 		bad("recorder.spool_dir", "required when recording is enabled")
+	}
+	for _, k := range []struct{ key, v string }{{"webrtc.udp_listen", c.WebRTC.UDPListen}, {"webrtc.tcp_listen", c.WebRTC.TCPListen}} {
+		if _, _, err := net.SplitHostPort(k.v); err != nil && !(k.key == "webrtc.tcp_listen" && c.WebRTC.DisableTCP) {
+			bad(k.key, "%q is not host:port (the host may be empty)", k.v)
+		}
+	}
+	for i, ip := range c.WebRTC.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			bad(fmt.Sprintf("webrtc.public_ips[%d]", i), "%q is not an IP address", ip)
+		}
+	}
+	for i, s := range c.WebRTC.ICEServers {
+		for j, u := range s.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				bad(fmt.Sprintf("webrtc.ice_servers[%d].urls[%d]", i, j), "%q must start with stun:, stuns:, turn: or turns:", u)
+			}
+		}
+	}
+	if c.WebRTC.MaxSessions < 1 {
+		bad("webrtc.max_sessions", "must be at least 1")
 	}
 	if c.Auth.SessionIdle < time.Minute || c.Auth.SessionMax < c.Auth.SessionIdle {
 		bad("auth.session_idle", "must be at least 1m and at most session_max")
