@@ -63,7 +63,7 @@ func testConfig(t testing.TB) Config {
 	return Config{
 		SpoolDir: t.TempDir(), SegmentDuration: 4 * time.Second, FragmentDuration: time.Second,
 		SyncInterval: time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond,
-		QueueCapacity: 8192, OrphanCheckInterval: -1, HoldInterval: time.Second,
+		QueueCapacity: 8192, OrphanCheckInterval: -1, HoldInterval: time.Second, ShutdownDrain: time.Second,
 	}
 }
 
@@ -209,7 +209,8 @@ func objectFrames(t testing.TB, st interface {
 // span is a segment or gap on a camera's timeline.
 type span struct {
 	start, end time.Time
-	what       string
+	what       string // "segment" or the gap reason
+	detail     string
 }
 
 // coverage returns the camera's segments and gaps in time order; open gaps
@@ -228,14 +229,14 @@ func coverage(t testing.TB, ix *index.Index, camera string, now time.Time) []spa
 	}
 	var out []span
 	for _, s := range segs {
-		out = append(out, span{s.Start, s.End, "segment"})
+		out = append(out, span{s.Start, s.End, "segment", ""})
 	}
 	for _, g := range gaps {
 		end := g.End
 		if g.Open() {
 			end = maxTime(now, g.Start)
 		}
-		out = append(out, span{g.Start, end, g.Reason})
+		out = append(out, span{g.Start, end, g.Reason, g.Detail})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
 	return out
@@ -248,7 +249,7 @@ func assertContiguous(t testing.TB, spans []span) {
 	for i := 1; i < len(spans); i++ {
 		if !spans[i].start.Equal(spans[i-1].end) {
 			for _, s := range spans {
-				t.Logf("  %s  %s .. %s", s.what, s.start.Format("15:04:05.000000"), s.end.Format("15:04:05.000000"))
+				t.Logf("  %s  %s .. %s %s", s.what, s.start.Format("15:04:05.000000"), s.end.Format("15:04:05.000000"), s.detail)
 			}
 			t.Fatalf("timeline broken between %s ending %s and %s starting %s", spans[i-1].what,
 				spans[i-1].end.Format(time.RFC3339Nano), spans[i].what, spans[i].start.Format(time.RFC3339Nano))

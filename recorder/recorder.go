@@ -61,6 +61,11 @@ type Config struct {
 	// index (first after the startup backlog is uploaded and indexed).
 	// Default 24h; negative disables.
 	OrphanCheckInterval time.Duration
+	// ShutdownDrain is how long Run, once its context ends and the
+	// segments are closed, goes on uploading and indexing what is
+	// pending before it returns (the rest waits in the spool for the next
+	// start). Default 5s; negative: no wait.
+	ShutdownDrain time.Duration
 }
 
 func (c *Config) fill() error {
@@ -82,6 +87,9 @@ func (c *Config) fill() error {
 	def(&c.HoldInterval, 30*time.Second)
 	def(&c.RetryMin, 500*time.Millisecond)
 	def(&c.RetryMax, 10*time.Second)
+	if c.ShutdownDrain == 0 {
+		c.ShutdownDrain = 5 * time.Second
+	}
 	if c.OrphanCheckInterval == 0 {
 		c.OrphanCheckInterval = 24 * time.Hour
 	}
@@ -405,6 +413,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	for _, p := range pipes {
 		<-p.done
 	}
+	r.drain(r.cfg.ShutdownDrain)
 	stopUploads()
 	uploaders.Wait()
 	stopBg()
@@ -483,5 +492,13 @@ func (r *Recorder) updateGauges() {
 	defer r.mu.Unlock()
 	for _, c := range r.cams {
 		r.m.lag.WithLabelValues(c.id).Set(c.up.lag(now).Seconds())
+	}
+}
+
+// drain waits up to d for the upload backlog and the journal to empty.
+func (r *Recorder) drain(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for (r.backlog.Load() > 0 || r.journal.Len() > 0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 }

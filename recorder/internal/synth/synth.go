@@ -104,7 +104,9 @@ type Camera struct {
 	// WallJitter, when set, returns an offset added to each unit's wall
 	// time (capture clock noise).
 	WallJitter func(frame int64) time.Duration
-	sei        [][]byte
+	// Copy makes every video unit own a fresh copy of its bytes, as units
+	// coming from ingest do (for memory measurements).
+	Copy bool
 }
 
 // NewCamera returns a camera starting at start; audio adds the AAC track.
@@ -152,6 +154,13 @@ func (c *Camera) NextVideo() *ingest.Unit {
 	size := 0
 	for _, n := range nalus {
 		size += len(n)
+	}
+	if c.Copy {
+		buf := make([]byte, 0, size)
+		for i, n := range nalus {
+			buf = append(buf, n...)
+			nalus[i] = buf[len(buf)-len(n):]
+		}
 	}
 	pts := c.frame * FrameTicks
 	wall := c.Start.Add(time.Duration(c.frame) * time.Second / FPS)
