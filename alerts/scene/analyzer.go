@@ -122,6 +122,7 @@ type Analyzer struct {
 
 	cur      Second
 	curSum   float64
+	curKeys  []int // keyframe sizes of the current second
 	started  bool
 	history  []float64 // ring of recent normal seconds' InterMean
 	histNext int
@@ -141,7 +142,7 @@ func New(cfg Config) (*Analyzer, error) {
 // Reset forgets the second in progress (after a break in the stream); the
 // baseline is kept, since the camera still sees the same place.
 func (a *Analyzer) Reset() {
-	a.cur, a.curSum, a.started = Second{}, 0, false
+	a.cur, a.curSum, a.curKeys, a.started = Second{}, 0, a.curKeys[:0], false
 }
 
 // Add feeds one frame. When f belongs to a later second than the frames
@@ -156,12 +157,12 @@ func (a *Analyzer) Add(f Frame) (done Second, ok bool) {
 		done, ok = a.finish(), true
 	}
 	if !a.started || ok {
-		a.cur, a.curSum, a.started = Second{Start: start}, 0, true
+		a.cur, a.curSum, a.curKeys, a.started = Second{Start: start}, 0, a.curKeys[:0], true
 	}
 	a.cur.Frames++
 	a.cur.Bytes += f.Size
 	if f.Key {
-		a.addKey(f.Size)
+		a.curKeys = append(a.curKeys, f.Size)
 	} else {
 		a.cur.InterFrames++
 		a.curSum += float64(f.Size)
@@ -182,11 +183,15 @@ func (a *Analyzer) addKey(size int) {
 // finish judges the current second and learns from it.
 func (a *Analyzer) finish() Second {
 	s := a.cur
-	if s.InterFrames == 0 {
-		return s
+	if s.InterFrames > 0 {
+		s.InterMean = a.curSum / float64(s.InterFrames)
 	}
-	s.InterMean = a.curSum / float64(s.InterFrames)
 	if s.InterFrames < a.cfg.MinInterFrames {
+		// Too few inter frames to judge (a long run of keyframes): its
+		// keyframes still tell the picture's size.
+		for _, k := range a.curKeys {
+			a.addKey(k)
+		}
 		return s
 	}
 	if len(a.history) >= a.cfg.MinBaselineSeconds {
@@ -201,9 +206,16 @@ func (a *Analyzer) finish() Second {
 		s.Burst = true
 	}
 	// A collapsed or burst second says nothing about the quiet level of
-	// the scene the camera normally sees: it is not learned from.
+	// the scene the camera normally sees: it is not learned from; nor are
+	// the keyframes of a collapsed picture (a black keyframe would make
+	// the returning picture look like a burst).
 	if !s.Collapsed && !s.Burst {
 		a.learn(s.InterMean)
+	}
+	if !s.Collapsed {
+		for _, k := range a.curKeys {
+			a.addKey(k)
+		}
 	}
 	return s
 }
