@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make demo` or `make test` needs and is missing.
 #   scripts/deps.sh demo   PostgreSQL server binaries (unless KUZET_DATABASE_URL is set)
-#   scripts/deps.sh test   PostgreSQL, ffmpeg/ffprobe, Chromium, and a MinIO server built with go install
+#   scripts/deps.sh test   PostgreSQL, ffmpeg/ffprobe, Chromium, promtool (Debian's prometheus package),
+#                          and a MinIO server built with go install
 # Debian/Ubuntu packages are installed with apt-get when running as root;
 # otherwise the command to run is printed and the script fails.
 set -euo pipefail
@@ -20,6 +21,8 @@ fi
 if [ "$what" = test ]; then
 	command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+	# promtool checks deploy/prometheus; Debian ships it in the prometheus package.
+	command -v promtool >/dev/null 2>&1 || [ -n "${KUZET_TEST_PROMTOOL:-}" ] || missing+=(prometheus)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
