@@ -194,7 +194,7 @@ func TestSourceStallAndRecover(t *testing.T) {
 	if !strings.HasPrefix(e.Detail, "timeout") || e.Tracks != nil {
 		t.Fatalf("offline event %+v", e)
 	}
-	if took > 3*time.Second {
+	if took > 4*time.Second { // 2 s, and slack for a loaded machine
 		t.Fatalf("offline %v after the stall with a 2s read timeout", took)
 	}
 	t.Logf("offline %v after the stall began (read timeout 2s)", took)
