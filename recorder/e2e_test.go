@@ -245,7 +245,30 @@ func TestE2EKillRecorderProcess(t *testing.T) {
 	}
 	logPath := filepath.Join(t.TempDir(), "child.log")
 	child := startChild(t, cfg, logPath)
-	time.Sleep(17 * time.Second)
+	started := time.Now()
+	// Kill mid-segment: once every camera's open segment holds a couple
+	// of seconds of fragments.
+	waitFor(t, 60*time.Second, "an open segment with data for every camera", func() bool {
+		if time.Since(started) < 15*time.Second {
+			return false
+		}
+		es, err := spoolEntries(t, cfg.SpoolDir)
+		if err != nil {
+			return false
+		}
+		open := map[string]int64{}
+		for _, e := range es {
+			if !e.Meta.Closed {
+				open[e.Meta.Camera] = e.Size
+			}
+		}
+		for _, c := range cams {
+			if open[c.id] < 150<<10 {
+				return false
+			}
+		}
+		return true
+	})
 	killed := time.Now()
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

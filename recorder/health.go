@@ -127,9 +127,7 @@ func (r *Recorder) Health() Health {
 		UploadBacklog: r.backlog.Load(), UploadBacklogBytes: r.backlogBytes.Load(),
 		SpoolUsed: r.spool.Used(), SpoolQuota: r.spool.Quota(),
 	}
-	if j := r.journal; j != nil {
-		h.JournalBacklog = j.Len()
-	}
+	h.JournalBacklog = r.journal.Len()
 	r.health.mu.Lock()
 	h.Recovered = r.health.recovered
 	h.StoreUp, h.StoreSince, h.StoreLastError = r.health.store.up, r.health.store.since, r.health.store.lastError

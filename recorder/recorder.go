@@ -223,7 +223,8 @@ type runningPipeline struct {
 	p      *pipeline
 }
 
-// New validates cfg and opens the spool. Nothing runs until Run.
+// New validates cfg and opens the spool and its journal. Nothing runs until
+// Run, which closes the journal when it returns.
 func New(cfg Config, deps Deps) (*Recorder, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
@@ -255,8 +256,15 @@ func New(cfg Config, deps Deps) (*Recorder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
+	j, err := sp.OpenJournal()
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	if j.Torn > 0 {
+		deps.Log.Warn("recorder: cut a torn record off the index journal", "bytes", j.Torn)
+	}
 	r := &Recorder{
-		cfg: cfg, log: deps.Log, m: deps.Metrics, now: deps.Now, ix: ix, store: deps.Store, spool: sp,
+		cfg: cfg, log: deps.Log, m: deps.Metrics, now: deps.Now, ix: ix, store: deps.Store, spool: sp, journal: j,
 		segs:      segment.Config{SegmentDuration: cfg.SegmentDuration, FragmentDuration: cfg.FragmentDuration},
 		uploadSem: make(chan struct{}, cfg.UploadConcurrency),
 		wake:      make(chan struct{}, 1),
@@ -353,15 +361,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		r.mu.Unlock()
 	}()
 
-	j, err := r.spool.OpenJournal()
-	if err != nil {
-		return fmt.Errorf("recorder: %w", err)
-	}
-	defer j.Close()
-	if j.Torn > 0 {
-		r.log.Warn("recorder: cut a torn record off the index journal", "bytes", j.Torn)
-	}
-	r.journal = j
+	defer r.journal.Close()
 	if err := r.recover(ctx); err != nil {
 		return err
 	}
@@ -484,9 +484,7 @@ func (r *Recorder) updateGauges() {
 	r.m.spoolBytes.Set(float64(r.spool.Used()))
 	r.m.backlog.Set(float64(r.backlog.Load()))
 	r.m.backlogBytes.Set(float64(r.backlogBytes.Load()))
-	if r.journal != nil {
-		r.m.journal.Set(float64(r.journal.Len()))
-	}
+	r.m.journal.Set(float64(r.journal.Len()))
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()

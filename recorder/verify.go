@@ -317,9 +317,6 @@ func (r *Recorder) CheckOrphans(ctx context.Context) ([]Orphan, error) {
 // indexed.
 func (r *Recorder) pendingKeys() map[string]bool {
 	keys := map[string]bool{}
-	if r.journal == nil {
-		return keys
-	}
 	for _, rec := range r.journal.Pending() {
 		var o op
 		if json.Unmarshal(rec.Data, &o) == nil && o.Segment != nil {
