@@ -20,7 +20,7 @@ import (
 	"github.com/kuzet/kuzet/ingest"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/migrate"
-	"github.com/kuzet/kuzet/recorder/index"
+	"github.com/kuzet/kuzet/recorder"
 	"github.com/kuzet/kuzet/registry"
 	"github.com/kuzet/kuzet/viewer"
 )
@@ -111,7 +111,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	if secret == nil {
 		log.Warn("no secret key (secret_key_file or KUZET_SECRET_KEY): cameras with credentials cannot be registered")
 	}
-	ix, err := index.New(pool)
+	objects, err := openStore(ctx, cfg.Store, log, metrics)
+	if err != nil {
+		return err
+	}
+	defer objects.Close()
+	recMetrics, err := recorder.NewMetrics(metrics)
+	if err != nil {
+		return err
+	}
+	rec, err := recorder.New(recorder.Config{
+		SpoolDir:         cfg.Recorder.SpoolDir,
+		SpoolQuota:       int64(cfg.Recorder.SpoolQuota),
+		SegmentDuration:  cfg.Recorder.SegmentDuration,
+		FragmentDuration: cfg.Recorder.FragmentDuration,
+		SyncInterval:     cfg.Recorder.SyncInterval,
+		RetentionDays:    cfg.Recorder.RetentionDays,
+		QueueCapacity:    cfg.Ingest.RecorderQueue,
+	}, recorder.Deps{Pool: pool, Store: objects, Log: log.With("component", "recorder"), Metrics: recMetrics})
 	if err != nil {
 		return err
 	}
@@ -124,7 +141,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		LoginLockout:     cfg.Auth.LoginLockout,
 		HoldBefore:       cfg.Incident.HoldBefore,
 		HoldAfter:        cfg.Incident.HoldAfter,
-	}, pool, holdPlacer{ix}, log.With("component", "registry"))
+	}, pool, holdPlacer{rec}, log.With("component", "registry"))
 	if err != nil {
 		return err
 	}
@@ -133,12 +150,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 			return err
 		}
 	}
-
-	objects, err := openStore(ctx, cfg.Store, log, metrics)
-	if err != nil {
-		return err
-	}
-	defer objects.Close()
 
 	checks := []viewer.ReadyCheck{
 		{Name: "database", Check: func(ctx context.Context) error {
@@ -153,6 +164,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 			}
 			return nil
 		}},
+		{Name: "recorder", Check: rec.Ready},
 	}
 	ingestMetrics, err := ingest.NewMetrics(metrics)
 	if err != nil {
@@ -165,6 +177,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		BackoffMax:    cfg.Ingest.BackoffMax,
 		MaxAccessUnit: int(cfg.Ingest.MaxAccessUnit),
 		GOPCacheBytes: int(cfg.Ingest.GOPCache),
+		OnStream: func(cam ingest.CameraConfig, s *ingest.Stream) {
+			if !cfg.Recorder.Enabled {
+				return
+			}
+			if err := rec.Record(recorder.Camera{ID: cam.ID, Facility: cam.Facility, Stream: s}); err != nil {
+				log.Error("camera not recorded", "camera", cam.ID, "err", err)
+			}
+		},
 	}, ingestMetrics, log.With("component", "ingest"))
 	if err != nil {
 		return err
@@ -179,7 +199,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		FootageBefore:  cfg.Incident.FootageBefore,
 		FootageAfter:   cfg.Incident.FootageAfter,
 		TrustedProxies: proxies,
-	}, viewer.APIDeps{Registry: reg, Footage: footageIndex{ix}, Log: log.With("component", "api")})
+	}, viewer.APIDeps{Registry: reg, Footage: footageIndex{rec.Index()}, Log: log.With("component", "api")})
 	if err != nil {
 		return err
 	}
@@ -216,8 +236,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		hooks.ready(addr.String())
 	}
 
+	// Ingest stops after the recorder: the recorder closes its open
+	// segments while the cameras still send, so the shutdown is recorded as
+	// recorder_down at the next start rather than as a camera problem.
+	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngest()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return mgr.Run(gctx) })
+	g.Go(func() error { return mgr.Run(ingestCtx) })
+	g.Go(func() error {
+		defer stopIngest()
+		return rec.Run(gctx)
+	})
+
 	g.Go(func() error { return syncCameras(gctx, mgr, cfg.Cameras, reg, 5*time.Second, log) })
 	g.Go(func() error { return live.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })

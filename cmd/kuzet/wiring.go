@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
+	"github.com/kuzet/kuzet/recorder"
 	"github.com/kuzet/kuzet/recorder/index"
 	"github.com/kuzet/kuzet/viewer"
 )
@@ -13,11 +15,19 @@ import (
 // never import each other: the registry places legal holds in the
 // recorder's index, and the API reads recordings and gaps from it.
 
-// holdPlacer is the registry's HoldPlacer backed by the recorder index.
-type holdPlacer struct{ ix *index.Index }
+// holdPlacer is the registry's HoldPlacer backed by the recorder, which
+// records the hold in its index and sets the object store's legal hold on
+// every covered object.
+type holdPlacer struct{ rec *recorder.Recorder }
 
+// PlaceHold places the hold. A hold that is recorded but whose object-lock
+// holds are still being applied (ErrHoldPending) is placed: the recorder
+// retries them in the background and retention already honours the hold.
 func (h holdPlacer) PlaceHold(ctx context.Context, camera string, from, to time.Time, reason string, incidentID int64) error {
-	_, err := h.ix.PlaceHold(ctx, index.Hold{Camera: camera, Start: from, End: to, Reason: reason, IncidentID: incidentID})
+	err := h.rec.PlaceHold(ctx, camera, from, to, reason, incidentID)
+	if errors.Is(err, recorder.ErrHoldPending) {
+		return nil
+	}
 	return err
 }
 
@@ -25,8 +35,7 @@ func (h holdPlacer) PlaceHold(ctx context.Context, camera string, from, to time.
 // its range (the registry widens an incident's hold as the incident
 // changes, so there may be several).
 func (h holdPlacer) ReleaseHold(ctx context.Context, camera string, incidentID int64) error {
-	_, err := h.ix.ReleaseHolds(ctx, camera, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), incidentID, "incident hold released")
-	return err
+	return h.rec.ReleaseHold(ctx, camera, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), incidentID, "incident hold released")
 }
 
 // footageIndex is the API's FootageIndex backed by the recorder index.
