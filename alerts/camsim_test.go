@@ -46,7 +46,8 @@ func makeClip(t *testing.T, name string, gop float64, segs ...clipSegment) (stri
 	}
 	args = append(args, "-filter_complex", fmt.Sprintf("%sconcat=n=%d:v=1,format=yuv420p[v]", in.String(), len(segs)),
 		"-map", "[v]", "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0",
-		"-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%g)", gop), "-an", "-f", "mpegts", out)
+		"-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%g)", gop), "-g", strconv.Itoa(int(gop*25)), "-sc_threshold", "0",
+		"-an", "-f", "mpegts", out)
 	if b, err := exec.Command(ffmpeg, args...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
@@ -96,7 +97,7 @@ func startE2E(t *testing.T, cfg Config, n int, clips map[int]string) *e2e {
 	}
 	x := &e2e{sim: sim, marks: map[string]map[int][]time.Time{}}
 	x.mgr, err = ingest.NewManager(ingest.ManagerConfig{BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		ReadTimeout: 3 * time.Second, OnStream: func(_ ingest.CameraConfig, s *ingest.Stream) {
+		OnStream: func(_ ingest.CameraConfig, s *ingest.Stream) {
 			x.mu.Lock()
 			x.streams = append(x.streams, s)
 			x.mu.Unlock()
@@ -351,22 +352,55 @@ func TestCamsimKeyframesMissing(t *testing.T) {
 	clip, frames := makeClip(t, "longgop", 1000, clipSegment{"testsrc2=size=320x180:rate=25", 30})
 	x := startE2E(t, Config{}, 1, map[int]string{1: clip})
 	x.watch(t, "cam1", frames, 0)
-	// The first loop's keyframe may come before the watcher: judge the
-	// resolution at the second loop's keyframe, then the next alert.
-	res := x.waitEvent(t, EventResolved, KindKeyframesMissing, "cam1", 0, 45*time.Second)
-	key, ok := x.lastMark("cam1", 0, res)
-	if !ok {
-		t.Fatal("resolved without a keyframe")
+	// The first loop's keyframe may come before the watcher: judge from
+	// the first keyframe the watcher sees.
+	var key time.Time
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		if k, ok := x.lastMark("cam1", 0, time.Now()); ok {
+			key = k
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no keyframe within 45 s")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("keyframes missing resolved %s after the keyframe", res.Sub(key).Round(time.Millisecond))
-	if d := res.Sub(key); d < 0 || d > 6*time.Second {
-		t.Errorf("resolved %s after the keyframe", d)
-	}
-	at := x.waitEvent(t, EventOpened, KindKeyframesMissing, "cam1", 1, 20*time.Second)
+	at := x.waitEventAfter(t, EventOpened, KindKeyframesMissing, "cam1", key, 20*time.Second)
 	t.Logf("keyframes missing %s after the last keyframe", at.Sub(key).Round(time.Millisecond))
 	if d := at.Sub(key); d < 10*time.Second || d > 12*time.Second {
 		t.Errorf("alert %s after the last keyframe, want 10-12 s", d)
 	}
+	res := x.waitEventAfter(t, EventResolved, KindKeyframesMissing, "cam1", at, 30*time.Second)
+	next, ok := x.lastMark("cam1", 0, res)
+	if !ok || !next.After(key) {
+		t.Fatal("resolved without a new keyframe")
+	}
+	t.Logf("keyframes missing resolved %s after the next keyframe", res.Sub(next).Round(time.Millisecond))
+	if d := res.Sub(next); d < 0 || d > 6*time.Second {
+		t.Errorf("resolved %s after the keyframe", d)
+	}
+}
+
+// waitEventAfter waits up to d for the first event of type typ for kind on
+// subject that came after `after`.
+func (x *e2e) waitEventAfter(t *testing.T, typ EventType, kind Kind, subject string, after time.Time, d time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		x.log.mu.Lock()
+		for i, e := range x.log.evs {
+			if e.Type == typ && e.Alert.Kind == kind && e.Alert.Subject == subject && x.log.at[i].After(after) {
+				at := x.log.at[i]
+				x.log.mu.Unlock()
+				return at
+			}
+		}
+		x.log.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s event for %s on %s after %s within %s; events:\n%s", typ, kind, subject, after.Format("15:04:05.000"), d, x.log)
+	return time.Time{}
 }
 
 // TestCamsimActivity: a still scene with a moving object at known

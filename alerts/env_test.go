@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,15 +45,29 @@ func (noHolds) PlaceHold(context.Context, string, time.Time, time.Time, string, 
 }
 func (noHolds) ReleaseHold(context.Context, string, int64) error { return nil }
 
-// bearer authenticates API tokens through the registry, as the API does.
+// bearer authenticates API tokens through the registry, as the API does;
+// for the browser test a kuzet_session cookie may carry the token.
 func bearer(reg *registry.Registry) Authenticator {
 	return func(r *http.Request) (registry.Principal, error) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
-			return registry.Principal{}, registry.ErrBadCredentials
+			c, err := r.Cookie("kuzet_session")
+			if err != nil || c.Value == "" {
+				return registry.Principal{}, registry.ErrBadCredentials
+			}
+			tok = c.Value
 		}
 		return reg.TokenPrincipal(r.Context(), tok)
 	}
+}
+
+func newLocalListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // newDBEnv builds facilities f16 and f27 (zones block-a and yard, cameras

@@ -5,6 +5,8 @@ import { session, loadSession, login, logout, el, ApiError } from "./api.js";
 import { renderWall } from "./wall.js";
 import { renderCamera } from "./camera.js";
 import { renderPage, isPage } from "./pages.js";
+import { mountAlertPanel } from "./alerts.js";
+import { renderHealth } from "./health.js";
 
 const main = document.getElementById("main");
 const top = document.getElementById("top");
@@ -107,10 +109,15 @@ async function route() {
   try {
     if (parts[0] === "live" || parts.length === 0) {
       document.title = "Live — Kuzet";
-      show(await renderWall(main, { ...ctx, facility: parts[1] }));
+      const stopWall = await renderWall(main, { ...ctx, facility: parts[1] });
+      const stopAlerts = mountAlertPanel(main, { unauthenticated });
+      show(() => { stopAlerts(); stopWall(); });
     } else if (parts[0] === "camera" && parts[1]) {
       document.title = "Camera — Kuzet";
       show(await renderCamera(main, { ...ctx, id: parts[1] }));
+    } else if (parts[0] === "health") {
+      document.title = "Health — Kuzet";
+      show(await renderHealth(main, ctx));
     } else if (isPage(parts[0])) {
       document.title = parts[0][0].toUpperCase() + parts[0].slice(1) + " — Kuzet";
       show(await renderPage(main, parts[0]));
