@@ -350,14 +350,14 @@ func TestSourceOversizeUnit(t *testing.T) {
 	checkSessionStart(t, h, CodecH264)
 	h.units(5, 5*time.Second)
 	// An endless fragmented NAL unit: a FU-A start and then continuation
-	// fragments, never an end, 2 MiB in all, under one timestamp.
+	// fragments, never an end, 420 KB in all, under one timestamp.
 	cam.Inject(func(c *testCam) {
 		ts := uint32(999)
 		frag := make([]byte, 1400)
 		for i := range frag {
 			frag[i] = byte(i)
 		}
-		for i := 0; i < 1500; i++ {
+		for i := 0; i < 300; i++ {
 			hdr := byte(0x05) // IDR
 			if i == 0 {
 				hdr |= 0x80 // start
