@@ -87,6 +87,7 @@ type engine struct {
 	latched    map[condKey]bool
 	lastActive map[condKey]int64 // alerts active at the last refresh
 	resolved   map[int64]bool    // alerts this engine resolved
+	loggedAt   map[string]time.Time
 	lastConds  map[condKey]condition
 	dbDown     *dbOutage
 }
@@ -105,6 +106,7 @@ func newEngine(cfg Config, st alertStore, h HealthSource, storage StorageSource,
 		media:    map[string]*mediaState{}, cams: map[string]*camState{}, places: map[string]place{},
 		zones: map[string]*time.Location{}, maint: map[string]bool{}, clearSince: map[condKey]time.Time{},
 		latched: map[condKey]bool{}, lastActive: map[condKey]int64{}, resolved: map[int64]bool{},
+		loggedAt: map[string]time.Time{},
 	}
 }
 
@@ -182,10 +184,17 @@ func (e *engine) tick(ctx context.Context, now time.Time) {
 	}
 }
 
+// storeError counts a failed database operation and logs it, at most
+// once every 30 s per operation (the evaluation retries every second).
 func (e *engine) storeError(op string, err error) {
 	if e.metrics != nil {
 		e.metrics.storeErrors.WithLabelValues(op).Inc()
 	}
+	now := time.Now()
+	if now.Sub(e.loggedAt[op]) < 30*time.Second {
+		return
+	}
+	e.loggedAt[op] = now
 	e.log.Warn("alerts: database", "op", op, "err", err)
 }
 

@@ -365,10 +365,23 @@ func TestRulesAndMaintenanceAPI(t *testing.T) {
 	if st := e.do(t, "itall", "DELETE", fmt.Sprintf("/api/v1/alert-rules/%d", r.ID), nil, nil); st != http.StatusNoContent {
 		t.Errorf("delete rule: %d", st)
 	}
-	for _, act := range []string{"alert.rule.create", "alert.rule.update", "alert.rule.delete"} {
+	seed, err := ParseRule([]byte(`{"name":"night in block A","facility":"f16","zone":"block-a","kinds":["camera_activity"],"severity":"high","schedule":{"from":"22:00","to":"06:00"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.svc.PutRule(context.Background(), registry.System("demo"), seed); err != nil || got.ID == 0 || got.UpdatedBy != "system:demo" {
+		t.Fatalf("PutRule: %+v, %v", got, err)
+	}
+	if e.do(t, "op16", "GET", "/api/v1/alert-rules", nil, &rl); len(rl.Items) != 1 || rl.Items[0].Schedule == nil || rl.Items[0].Schedule.From != "22:00" {
+		t.Errorf("seeded rule: %+v", rl.Items)
+	}
+	for _, act := range []string{"alert.rule.update", "alert.rule.delete"} {
 		if n := len(e.auditRows(t, act)); n != 1 {
 			t.Errorf("%d %s audit rows", n, act)
 		}
+	}
+	if n := len(e.auditRows(t, "alert.rule.create")); n != 2 {
+		t.Errorf("%d alert.rule.create audit rows, want 2", n)
 	}
 
 	// Maintenance silences the camera: its alert resolves.

@@ -1,7 +1,9 @@
 package alerts
 
 import (
+	"bytes"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +246,33 @@ func FuzzParseWebhooks(f *testing.F) {
 		}
 		for _, w := range ws {
 			w.wants(Event{Type: EventOpened, Alert: Alert{Facility: "f16", Severity: SeverityHigh}})
+		}
+	})
+}
+
+// bodyCases feed FuzzDecodeBodies: the JSON bodies of acknowledge,
+// resolve, create-incident and maintenance.
+var bodyCases = []string{
+	`{"note":"guard sent"}`, `{"note":""}`, `{}`, `{"note":5}`, `{"note":"a","x":1}`, `{"note":"a"} {}`,
+	`{"type":"assault","severity":"serious","description":"fight in the yard"}`,
+	`{"note":"lens replaced","until":"2030-01-01T00:00:00Z"}`, `{"until":"yesterday"}`, "\xff", `[]`, `null`,
+}
+
+func FuzzDecodeBodies(f *testing.F) {
+	for _, c := range bodyCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, v := range []any{&noteInput{}, &incidentInput{}, &maintenanceInput{}} {
+			r := httptest.NewRequest("POST", "/api/v1/alerts/1/ack", bytes.NewReader(b))
+			r.Header.Set("Content-Type", "application/json")
+			err := decode(r, v)
+			if err != nil && !errors.Is(err, registry.ErrInvalid) {
+				t.Fatalf("decode error %v is not a validation error", err)
+			}
+			if n, ok := v.(*noteInput); ok && err == nil {
+				_ = n.check()
+			}
 		}
 	})
 }
