@@ -372,10 +372,11 @@ func TestSourceOversizeUnit(t *testing.T) {
 	}
 	before := hl.Frames
 	h.waitHealth(5*time.Second, func(h Health) bool { return h.Frames > before+25 })
-	for {
-		it, err := h.next(100 * time.Millisecond)
+	// Everything queued so far (the camera keeps sending).
+	for n := h.r.Len(); n > 0; n-- {
+		it, err := h.next(time.Second)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
 		if it.Unit != nil && it.Unit.Size > 256<<10 {
 			t.Fatalf("unit of %d bytes published", it.Unit.Size)
