@@ -339,7 +339,7 @@ func TestLiveInBrowser(t *testing.T) {
 	t.Run("operator wall of four cameras", func(t *testing.T) {
 		b := newBrowser(t)
 		b.login(t, st.base, "#/health", "op16")
-		b.run(t, chromedp.WaitVisible(chromedp.CSS("table.list")))
+		b.run(t, chromedp.WaitVisible(chromedp.CSS(`main h1`)), chromedp.WaitVisible(chromedp.CSS(`a[data-nav="live"]`)))
 		evalJS[bool](t, b, `window.kuzetMarker = "no reload"; document.addEventListener("click", e => { window.clickAt = e.timeStamp }, true); true`)
 		b.run(t, chromedp.Click(chromedp.CSS(`a[data-nav="live"]`)))
 		waited := b.waitJS(t, 20*time.Second, "4 live tiles",
