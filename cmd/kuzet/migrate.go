@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kuzet/kuzet/alerts"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/migrate"
 	"github.com/kuzet/kuzet/recorder/index"
@@ -21,7 +22,7 @@ import (
 
 // migrationSets lists every component's schema, in the order they apply.
 func migrationSets() []migrate.Set {
-	return []migrate.Set{registry.Migrations(), index.Migrations}
+	return []migrate.Set{registry.Migrations(), index.Migrations, alerts.Migrations()}
 }
 
 // databaseFlags are the --config and --database flags shared by the

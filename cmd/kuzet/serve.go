@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kuzet/kuzet/alerts"
 	"github.com/kuzet/kuzet/ingest"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/internal/migrate"
@@ -166,6 +167,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		}},
 		{Name: "recorder", Check: rec.Ready},
 	}
+	// The alert service reads the manager's health and the manager hands
+	// it each new camera's stream: it is assigned below, before Run starts
+	// any camera.
+	var alertSvc *alerts.Service
 	ingestMetrics, err := ingest.NewMetrics(metrics)
 	if err != nil {
 		return err
@@ -178,6 +183,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		MaxAccessUnit: int(cfg.Ingest.MaxAccessUnit),
 		GOPCacheBytes: int(cfg.Ingest.GOPCache),
 		OnStream: func(cam ingest.CameraConfig, s *ingest.Stream) {
+			alertSvc.AttachStream(s)
 			if !cfg.Recorder.Enabled {
 				return
 			}
@@ -203,6 +209,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	if err != nil {
 		return err
 	}
+	alertSvc, err = newAlerts(cfg.Alerts, alerts.Deps{
+		Pool: pool, Health: mgr, Storage: recorderStorage{rec},
+		Directory: reg, Incidents: reg, Audit: reg.Audit(),
+		Authenticate: api.Authenticate, Log: log.With("component", "alerts"),
+	}, metrics)
+	if err != nil {
+		return err
+	}
 	dir, err := viewer.NewLiveDirectory(reg, mgr)
 	if err != nil {
 		return err
@@ -224,7 +238,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		TLSCert:         cfg.HTTP.TLSCert,
 		TLSKey:          cfg.HTTP.TLSKey,
 		ShutdownTimeout: cfg.HTTP.ShutdownTimeout,
-	}, log, metrics, checks, api, live, ui)
+	}, log, metrics, checks, api, live, ui, alertSvc)
 	if err != nil {
 		return err
 	}
@@ -249,6 +263,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	})
 
 	g.Go(func() error { return syncCameras(gctx, mgr, cfg.Cameras, reg, 5*time.Second, log) })
+	g.Go(func() error { return alertSvc.Run(gctx) })
 	g.Go(func() error { return live.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	up.Set(1)

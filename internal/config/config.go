@@ -26,6 +26,7 @@ type Config struct {
 	Ingest   Ingest   `yaml:"ingest"`
 	Recorder Recorder `yaml:"recorder"`
 	WebRTC   WebRTC   `yaml:"webrtc"`
+	Alerts   Alerts   `yaml:"alerts"`
 	Auth     Auth     `yaml:"auth"`
 	Incident Incident `yaml:"incident"`
 	// SecretKeyFile is a file holding the 32-byte key (hex or base64) that
@@ -165,6 +166,33 @@ type WebRTC struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
+// Alerts configures detectors, escalation and notifications.
+type Alerts struct {
+	// Node names this process in system alerts (spool, store, database);
+	// it must differ between nodes. Default: local.
+	Node string `yaml:"node"`
+	// OfflineAfter raises camera_offline after this long without media.
+	// Default: 10s.
+	OfflineAfter time.Duration `yaml:"offline_after"`
+	// LowFPSFor raises low_fps when fps stays below half its nominal rate
+	// this long. Default: 30s.
+	LowFPSFor time.Duration `yaml:"low_fps_for"`
+	// ClockOffsetMax raises clock_offset above this camera clock error.
+	// Default: 2s.
+	ClockOffsetMax time.Duration `yaml:"clock_offset_max"`
+	// RecordingLagMax raises recording_lag above this upload backlog age.
+	// Default: 2m.
+	RecordingLagMax time.Duration `yaml:"recording_lag_max"`
+	// EscalateAfter escalates an alert not acknowledged this long. Default: 5m.
+	EscalateAfter time.Duration `yaml:"escalate_after"`
+	// EventRetention keeps resolved alerts and their events this long.
+	// Default: 720h (30 days).
+	EventRetention time.Duration `yaml:"event_retention"`
+	// WebhooksFile is a YAML list of webhooks (url, secret, facilities,
+	// min_severity); it holds HMAC secrets, keep it mode 0600. Default: none.
+	WebhooksFile string `yaml:"webhooks_file"`
+}
+
 // ICEServer is a STUN or TURN server.
 type ICEServer struct {
 	// URLs like stun:stun.example.org:3478 or turn:turn.example.org:3478?transport=tcp.
@@ -247,6 +275,11 @@ func Default() Config {
 			SyncInterval: 2 * time.Second, RetentionDays: 31,
 		},
 		WebRTC: WebRTC{UDPListen: ":8189", TCPListen: ":8189", MaxSessions: 256, ConnectTimeout: 15 * time.Second},
+		Alerts: Alerts{
+			Node: "local", OfflineAfter: 10 * time.Second, LowFPSFor: 30 * time.Second,
+			ClockOffsetMax: 2 * time.Second, RecordingLagMax: 2 * time.Minute,
+			EscalateAfter: 5 * time.Minute, EventRetention: 720 * time.Hour,
+		},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionMax: 12 * time.Hour,
 			LoginMaxFailures: 5, LoginLockout: 15 * time.Minute,
@@ -438,6 +471,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTC.MaxSessions < 1 {
 		bad("webrtc.max_sessions", "must be at least 1")
+	}
+	if !validID(c.Alerts.Node) {
+		bad("alerts.node", "%q must be 1-64 letters, digits, - or _", c.Alerts.Node)
 	}
 	if c.Auth.SessionIdle < time.Minute || c.Auth.SessionMax < c.Auth.SessionIdle {
 		bad("auth.session_idle", "must be at least 1m and at most session_max")
