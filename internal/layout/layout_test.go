@@ -20,6 +20,15 @@ var forbidden = map[string][]string{
 	"internal": {"cmd"},
 }
 
+// only lists packages that may depend on nothing of this module but the
+// given prefixes (and their own subpackages): the head of the data flow and
+// the leaves that stand alone.
+var only = map[string][]string{
+	module + "/ingest":         {module + "/internal/"},
+	module + "/recorder/store": {module + "/internal/"},
+	module + "/registry":       {module + "/internal/"},
+}
+
 // area returns the top-level folder of a package of this module.
 func area(pkg string) string {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
@@ -52,6 +61,18 @@ func TestImportsFollowTheDataFlow(t *testing.T) {
 			for _, f := range forbidden[from] {
 				if to == f {
 					t.Errorf("%s depends on %s: %s must not depend on %s (DESIGN.md: imports point upstream only)", pkg, d, from, f)
+				}
+			}
+			for owner, allowed := range only {
+				if pkg != owner && !strings.HasPrefix(pkg, owner+"/") || d == owner || strings.HasPrefix(d, owner+"/") {
+					continue
+				}
+				ok := false
+				for _, a := range allowed {
+					ok = ok || strings.HasPrefix(d, a)
+				}
+				if !ok {
+					t.Errorf("%s depends on %s: %s may depend only on %v", pkg, d, owner, allowed)
 				}
 			}
 			if to == "internal" && strings.Contains(d, "/internal/testenv") {
