@@ -17,7 +17,7 @@ demo: deps-demo build
 
 ## test: every test with the race detector; real PostgreSQL, MinIO, ffmpeg and Chromium required
 test: deps-test vet
-	KUZET_TEST_REQUIRE=1 $(GO) test -race -timeout 80m ./...
+	KUZET_TEST_REQUIRE=1 $(GO) test -race -count=1 -timeout 80m ./...
 
 deps-demo:
 	@scripts/deps.sh demo
