@@ -16,7 +16,7 @@ func camsimCommand() command {
 	return command{
 		name:  "camsim",
 		usage: "[flags]",
-		summary: `serve simulated RTSP cameras (many in one process, fault injection)
+		summary: `Serve simulated RTSP cameras (many in one process, with fault injection).
 
 Serves rtsp://LISTEN/cam/1 .. /cam/N over RTSP/TCP. Each camera loops an
 MPEG-TS clip (H.264 or H.265 without B-frames, optionally with AAC) in real
