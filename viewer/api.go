@@ -104,6 +104,10 @@ type APIDeps struct {
 	Footage  FootageIndex       // required
 	// Events may be nil: footage then lists no events.
 	Events EventLog
+	// Playback and Exports serve recorded playback and downloads, and
+	// evidence exports; nil answers their routes with 503.
+	Playback *Playback
+	Exports  *Exporter
 	// Log may be nil (discard).
 	Log *slog.Logger
 }
@@ -119,13 +123,15 @@ type APIDeps struct {
 // on the record itself (its facility, the staff involved). Errors are RFC
 // 9457 problem details. It holds no mutable state of its own.
 type API struct {
-	cfg     APIConfig
-	reg     *registry.Registry
-	policy  registry.Policy
-	footage FootageIndex
-	events  EventLog
-	log     *slog.Logger
-	routes  []apiRoute
+	cfg      APIConfig
+	reg      *registry.Registry
+	policy   registry.Policy
+	footage  FootageIndex
+	events   EventLog
+	playback *Playback
+	exports  *Exporter
+	log      *slog.Logger
+	routes   []apiRoute
 }
 
 // NewAPI validates the configuration and builds the API.
@@ -140,7 +146,8 @@ func NewAPI(cfg APIConfig, deps APIDeps) (*API, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{cfg: cfg, reg: deps.Registry, policy: deps.Registry.Policy(), footage: deps.Footage, events: deps.Events, log: deps.Log}
+	a := &API{cfg: cfg, reg: deps.Registry, policy: deps.Registry.Policy(), footage: deps.Footage, events: deps.Events,
+		playback: deps.Playback, exports: deps.Exports, log: deps.Log}
 	a.routes = a.routeTable()
 	return a, nil
 }

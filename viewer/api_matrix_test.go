@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -47,7 +48,7 @@ func authzMatrix() map[string]matrixRoute {
 	inc := func(f *apiFixture, fac string) string { return fmt.Sprintf("/api/v1/incidents/%d", f.incidents[fac]) }
 	pri := func(f *apiFixture, fac string) string { return fmt.Sprintf("/api/v1/prisoners/%d", f.prisoners[fac]) }
 	usr := func(f *apiFixture, fac string) string { return fmt.Sprintf("/api/v1/users/%d", f.members[fac].ID) }
-	return map[string]matrixRoute{
+	m := map[string]matrixRoute{
 		"POST /api/v1/login": {allow: allRoles(), req: func(_ *testing.T, f *apiFixture, _ string, role registry.Role, scope string) (string, any) {
 			name := string(role) + "-" + scope
 			return "/api/v1/login", map[string]string{"username": name, "password": f.passwords[name]}
@@ -173,6 +174,8 @@ func authzMatrix() map[string]matrixRoute {
 		}},
 		"GET /api/v1/audit/verify": {allow: []registry.Role{rA}, req: fixed("/api/v1/audit/verify")},
 	}
+	maps.Copy(m, recordedMatrix())
+	return m
 }
 
 // TestAPIAuthorizationMatrix calls every mounted route as every role, on a

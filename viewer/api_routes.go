@@ -130,6 +130,44 @@ func (a *API) routeTable() []apiRoute {
 			access: accessAction, action: registry.ActionHoldChange, body: typeOf[holdRequest](),
 			resp: typeOf[registry.Incident](), status: ok, handle: a.releaseHold},
 
+		// Recorded footage: timeline, playback, downloads and evidence
+		// export (investigators; not staff involved in an incident of
+		// the cameras and window; audited).
+		{method: "GET", path: v1 + "/timeline", summary: "Recordings (merged spans), gaps with reasons, events and incident markers of an incident's cameras or of chosen cameras over a window",
+			access: accessAction, action: registry.ActionFootageView, resp: typeOf[timelineView](), status: ok,
+			query: []apiParam{
+				{name: "incident", typ: "integer", desc: "the incident: its cameras and footage window by default"},
+				{name: "cameras", typ: "string", desc: "camera ids separated by commas (of one facility; the incident's when it is given)"},
+				{name: "from", typ: "date-time", desc: "window start (required without incident)"},
+				{name: "to", typ: "date-time", desc: "window end (required without incident)"},
+				{name: "reason", typ: "string", desc: "why (written to the audit log)"},
+			}, handle: a.timeline},
+		{method: "POST", path: v1 + "/playback", summary: "Start a WebRTC playback session of cameras on one clock (SDP offer in, answer out; controlled over the data channel \"control\"; reason required)",
+			access: accessAction, action: registry.ActionFootageView, body: typeOf[playbackRequest](), resp: typeOf[playbackStarted](),
+			status: created, handle: a.startPlayback},
+		{method: "DELETE", path: v1 + "/playback/{session}", summary: "End one of the caller's playback sessions",
+			access: accessAction, action: registry.ActionFootageView, status: http.StatusNoContent, handle: a.stopPlayback},
+		{method: "GET", path: v1 + "/cameras/{camera}/recording.mp4", summary: "MP4 of a camera over a window (remuxed; Range requests; at most 24 h; every GET audited with the reason)",
+			access: accessAction, action: registry.ActionFootageExport, status: ok,
+			query: []apiParam{
+				{name: "from", typ: "date-time", desc: "window start", required: true},
+				{name: "to", typ: "date-time", desc: "window end", required: true},
+				{name: "reason", typ: "string", desc: "why (written to the audit log)", required: true},
+			}, handle: a.downloadRecording},
+		{method: "POST", path: v1 + "/exports", summary: "Start an evidence export of an incident or of chosen cameras and window (a signed ZIP; reason required)",
+			access: accessAction, action: registry.ActionFootageExport, body: typeOf[exportRequest](), resp: typeOf[exportView](),
+			status: http.StatusAccepted, handle: a.createExport},
+		{method: "GET", path: v1 + "/exports", summary: "The caller's exports with their progress",
+			access: accessAction, action: registry.ActionFootageExport, resp: typeOf[exportList](), status: ok, handle: a.listExports},
+		{method: "GET", path: v1 + "/exports/{export}", summary: "One of the caller's exports with its progress",
+			access: accessAction, action: registry.ActionFootageExport, resp: typeOf[exportView](), status: ok, handle: a.getExport},
+		{method: "DELETE", path: v1 + "/exports/{export}", summary: "Cancel an export, or delete its finished package",
+			access: accessAction, action: registry.ActionFootageExport, status: http.StatusNoContent, handle: a.deleteExport},
+		{method: "GET", path: v1 + "/exports/{export}/package", summary: "Download a finished evidence package (ZIP; audited)",
+			access: accessAction, action: registry.ActionFootageExport, status: ok, handle: a.downloadExport},
+		{method: "GET", path: v1 + "/export/pubkey", summary: "The public key that verifies evidence packages (PEM), for kuzet verify --pubkey",
+			access: accessPublic, status: ok, handle: a.exportPublicKey},
+
 		// Users and tokens.
 		{method: "GET", path: v1 + "/users", summary: "List users whose scope lies within the caller's",
 			access: accessAction, action: registry.ActionUserRead, resp: typeOf[apiList[registry.User]](), status: ok,

@@ -121,6 +121,8 @@ type apiFixture struct {
 	t0      time.Time
 	seq     int
 	seqMu   sync.Mutex
+	// recorded is the footage behind playback and export (attachRecorded).
+	recorded *fixtureRecorded
 }
 
 var apiSys = registry.System("test")
@@ -223,6 +225,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	}
 	root := f.newUser(t, "root", registry.Roles(), nil, true, "")
 	f.root = f.newToken(t, root.ID)
+	f.attachRecorded(t)
 	return f
 }
 

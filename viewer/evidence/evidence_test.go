@@ -476,11 +476,15 @@ func (s *sparseFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+var zeroChunk = make([]byte, 64<<10)
+
 func allZero(p []byte) bool {
-	for _, c := range p {
-		if c != 0 {
+	for len(p) > 0 {
+		n := min(len(p), len(zeroChunk))
+		if !bytes.Equal(p[:n], zeroChunk[:n]) {
 			return false
 		}
+		p = p[n:]
 	}
 	return true
 }
