@@ -2,19 +2,14 @@ package recorder
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kuzet/kuzet/ingest"
 	"github.com/kuzet/kuzet/internal/testenv"
 	"github.com/kuzet/kuzet/recorder/internal/synth"
+	"github.com/kuzet/kuzet/recorder/procstat"
 )
 
 // BenchmarkRecord1080p records N simulated 1920x1080 H.264 cameras
@@ -30,8 +25,8 @@ import (
 // with fdatasync, the fs store's verified copy with fsync, journal and
 // index writes, and the test's own publishing (copying each access unit
 // into a fresh buffer, as ingest does). MB/camera (heap) is the peak live
-// heap above the idle recorder per camera; MB/camera (rss) the growth of
-// the resident set. Ingest's GOP cache is off: it belongs to ingest.
+// heap above the idle recorder per camera; MB/camera (rss) the peak growth
+// of the resident set (package procstat, shared with kuzet bench). Ingest's GOP cache is off: it belongs to ingest.
 func BenchmarkRecord1080p(b *testing.B) {
 	clipPath := filepath.Join(testenv.RepoRoot(b), "testdata", "clips", "h264_1920x1080.ts")
 	clip, err := synth.LoadTS(clipPath)
@@ -64,9 +59,7 @@ func benchRecord(b *testing.B, clip *synth.Clip, n int) {
 		}
 	}
 	waitFor(b, 10*time.Second, "pipelines", func() bool { return rec.Health().Recording == n })
-	runtime.GC()
-	idleHeap := heapLive()
-	idleRSS := rss()
+	meter := procstat.NewMeter()
 	for i, s := range streams {
 		s.PublishEvent(&ingest.Event{Reason: ingest.ReasonDiscontinuity, Detail: "session started", At: start, Tracks: cams[i].Tracks})
 	}
@@ -74,7 +67,7 @@ func benchRecord(b *testing.B, clip *synth.Clip, n int) {
 	frame := time.Second / synth.FPS
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
-	publish := func(d time.Duration) (peakHeap uint64) {
+	publish := func(d time.Duration) {
 		until := time.Now().Add(d)
 		for now := range tick.C {
 			due := int64(now.Sub(start) / frame)
@@ -83,38 +76,31 @@ func benchRecord(b *testing.B, clip *synth.Clip, n int) {
 					streams[i].Publish(c.NextVideo())
 				}
 			}
-			peakHeap = max(peakHeap, heapLive())
+			meter.Poll()
 			if now.After(until) {
-				return peakHeap
+				return
 			}
 		}
-		return peakHeap
 	}
 	publish(12 * time.Second) // warm up: first rotations (staggered), pools, connections
-	var ru0 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	t0 := time.Now()
+	meter.Start()
 	b.ResetTimer()
-	peak := publish(time.Duration(b.N) * time.Second)
+	publish(time.Duration(b.N) * time.Second)
 	b.StopTimer()
-	wall := time.Since(t0)
-	var ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := tv(ru1.Utime) - tv(ru0.Utime) + tv(ru1.Stime) - tv(ru0.Stime)
-	rssGrowth := rss() - idleRSS
+	u := meter.Stop()
 	h := rec.Health()
 	var dropped uint64
 	for _, s := range streams {
 		dropped += s.Dropped()
 	}
-	cpuPct := 100 * cpu.Seconds() / wall.Seconds() / float64(n)
-	heapMB := float64(peak-idleHeap) / float64(n) / (1 << 20)
-	rssMB := float64(rssGrowth) / float64(n) / (1 << 20)
+	cpuPct := u.CPUPercent(n)
+	heapMB := u.HeapPer(n) / (1 << 20)
+	rssMB := u.RSSPer(n) / (1 << 20)
 	b.ReportMetric(cpuPct, "cpu%/camera")
 	b.ReportMetric(heapMB, "MB/camera(heap)")
 	b.ReportMetric(rssMB, "MB/camera(rss)")
 	b.Logf("%d cameras, %.0f s: %.3f%% of a core and %.2f MB heap (%.2f MB RSS) per camera; %d units dropped; backlog %d segments, journal %d, spool %d MB",
-		n, wall.Seconds(), cpuPct, heapMB, rssMB, dropped, h.UploadBacklog, h.JournalBacklog, h.SpoolUsed>>20)
+		n, u.Wall.Seconds(), cpuPct, heapMB, rssMB, dropped, h.UploadBacklog, h.JournalBacklog, h.SpoolUsed>>20)
 	if dropped > 0 {
 		b.Errorf("the recorder fell behind: %d units dropped", dropped)
 	}
@@ -122,32 +108,4 @@ func benchRecord(b *testing.B, clip *synth.Clip, n int) {
 		s.Close()
 	}
 	rec.stop(b)
-}
-
-func tv(t syscall.Timeval) time.Duration {
-	return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
-}
-
-// heapLive is the live heap as of the last GC.
-func heapLive() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
-}
-
-// rss is the process's resident set in bytes (Linux).
-func rss() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize())
 }

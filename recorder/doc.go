@@ -42,7 +42,10 @@
 // bounded by SpoolQuota. While the store is down, uploaders retry with
 // backoff and the backlog grows (kuzet_recorder_upload_backlog_*); when
 // it returns, each camera's backlog is uploaded back to back, up to
-// UploadConcurrency at once, much faster than real time. While PostgreSQL
+// UploadConcurrency at once, much faster than real time. Health reports
+// the age of the oldest footage not yet uploaded and indexed
+// (RecordingLag; per camera kuzet_recorder_recording_lag_seconds) and
+// counts failed upload attempts (UploadFailures). While PostgreSQL
 // is down, index rows wait in the journal (kuzet_recorder_journal_pending_
 // records) and are applied in order when it returns. When the spool is
 // full, recording of a camera that needs space stops with a spool_full gap,

@@ -110,6 +110,13 @@ type Health struct {
 	UploadBacklog      int64
 	UploadBacklogBytes int64
 	JournalBacklog     int
+	// RecordingLag is the age of the end of the oldest closed segment,
+	// over all cameras, not yet uploaded and indexed (0 when none waits).
+	RecordingLag time.Duration
+	// UploadFailures counts failed upload attempts since the recorder was
+	// created (store unavailable, refused, or integrity check failed);
+	// it only grows. Retries of one segment count each time.
+	UploadFailures uint64
 	// SpoolUsed and SpoolQuota are in bytes.
 	SpoolUsed  int64
 	SpoolQuota int64
@@ -128,6 +135,7 @@ func (r *Recorder) Health() Health {
 		SpoolUsed: r.spool.Used(), SpoolQuota: r.spool.Quota(),
 	}
 	h.JournalBacklog = r.journal.Len()
+	h.UploadFailures = r.uploadFailures.Load()
 	r.health.mu.Lock()
 	h.Recovered = r.health.recovered
 	h.StoreUp, h.StoreSince, h.StoreLastError = r.health.store.up, r.health.store.since, r.health.store.lastError
@@ -138,11 +146,13 @@ func (r *Recorder) Health() Health {
 	h.Orphans = r.health.lastOrphan
 	r.health.mu.Unlock()
 	sort.Strings(h.SpoolFull)
+	now := r.now()
 	r.mu.Lock()
 	for _, c := range r.cams {
 		if c.running != nil {
 			h.Recording++
 		}
+		h.RecordingLag = max(h.RecordingLag, c.up.lag(now))
 	}
 	r.mu.Unlock()
 	return h

@@ -77,7 +77,12 @@ type running struct {
 
 func startRecorder(t testing.TB, cfg Config, pool *pgxpool.Pool, st ObjectStore) *running {
 	t.Helper()
-	rec, err := New(cfg, Deps{Pool: pool, Store: st})
+	return startRecorderDeps(t, cfg, Deps{Pool: pool, Store: st})
+}
+
+func startRecorderDeps(t testing.TB, cfg Config, deps Deps) *running {
+	t.Helper()
+	rec, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

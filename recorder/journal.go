@@ -32,15 +32,22 @@ type op struct {
 // journalOp appends o to the journal; the applier writes it to
 // PostgreSQL in order.
 func (r *Recorder) journalOp(o op) error {
+	_, err := r.journalSeq(o)
+	return err
+}
+
+// journalSeq is journalOp returning the record's sequence number.
+func (r *Recorder) journalSeq(o op) (uint64, error) {
 	b, err := json.Marshal(o)
 	if err != nil {
-		return fmt.Errorf("recorder: journal: %w", err)
+		return 0, fmt.Errorf("recorder: journal: %w", err)
 	}
-	if _, err := r.journal.Append(b); err != nil {
-		return fmt.Errorf("recorder: %w", err)
+	seq, err := r.journal.Append(b)
+	if err != nil {
+		return 0, fmt.Errorf("recorder: %w", err)
 	}
 	r.m.journal.Set(float64(r.journal.Len()))
-	return nil
+	return seq, nil
 }
 
 // applyJournal writes journal records to the index, oldest first, until
@@ -93,6 +100,7 @@ func (r *Recorder) applyJournal(ctx context.Context) {
 		if derr := r.journal.Done(rec.Seq); derr != nil {
 			r.log.Error("recorder: journal", "err", derr)
 		}
+		r.journalDone.Store(rec.Seq)
 		r.m.journal.Set(float64(r.journal.Len()))
 		if o.Kind == opSegment && err == nil {
 			select {

@@ -19,16 +19,22 @@ import (
 //	kuzet_recorder_upload_backlog_segments            closed segments waiting for upload
 //	kuzet_recorder_upload_backlog_bytes               their bytes
 //	kuzet_recorder_uploads_total{outcome}             upload attempts: ok, unavailable, integrity, error
-//	kuzet_recorder_upload_seconds                     time to upload and verify one segment
+//	kuzet_recorder_upload_seconds{camera,facility}    time to upload and verify one segment (histogram)
 //	kuzet_recorder_store_up                           1 when the last store operation succeeded
 //	kuzet_recorder_index_up                           1 when the last index write succeeded
 //	kuzet_recorder_journal_pending_records            index changes waiting for PostgreSQL
 //	kuzet_recorder_journal_rejected_total             journal records PostgreSQL refused (kept in rejected.log)
-//	kuzet_recorder_recording_lag_seconds{camera}      age of the oldest segment end not yet indexed
+//	kuzet_recorder_recording_lag_seconds{camera,facility} age of the oldest closed segment's end not yet uploaded and indexed
+//	kuzet_recorder_camera_spool_bytes{camera,facility}   a camera's bytes in the spool (open and waiting segments)
 //	kuzet_recorder_retention_deleted_total{outcome}   retention deletions: deleted, held, error
 //	kuzet_recorder_holds_applied_total{outcome}       store legal-hold changes: on, off, error
 //	kuzet_recorder_orphans{kind}                      differences found by the last orphan check
 //	kuzet_recorder_errors_total{camera,op}            errors by operation (spool, journal, state, segment)
+//
+// The per-camera series of upload_seconds, recording_lag_seconds and
+// camera_spool_bytes are removed once a camera is no longer recorded and
+// nothing of it waits for upload or PostgreSQL. The store's own latency
+// over all uploads is kuzet_store_upload_seconds{outcome}.
 type Metrics struct {
 	segments      *prometheus.CounterVec
 	recorded      *prometheus.CounterVec
@@ -40,21 +46,33 @@ type Metrics struct {
 	backlog       prometheus.Gauge
 	backlogBytes  prometheus.Gauge
 	uploads       *prometheus.CounterVec
-	uploadSeconds prometheus.Histogram
+	uploadSeconds *prometheus.HistogramVec
 	storeUp       prometheus.Gauge
 	indexUp       prometheus.Gauge
 	journal       prometheus.Gauge
 	rejected      prometheus.Counter
 	lag           *prometheus.GaugeVec
+	cameraSpool   *prometheus.GaugeVec
 	retention     *prometheus.CounterVec
 	holds         *prometheus.CounterVec
 	orphans       *prometheus.GaugeVec
 	errors        *prometheus.CounterVec
 }
 
+// forgetCamera removes a camera's per-camera series.
+func (m *Metrics) forgetCamera(camera string) {
+	l := prometheus.Labels{"camera": camera}
+	m.uploadSeconds.DeletePartialMatch(l)
+	m.lag.DeletePartialMatch(l)
+	m.cameraSpool.DeletePartialMatch(l)
+}
+
 // NewMetrics creates the recorder metrics and registers them with reg (nil:
 // unregistered, for tests and benchmarks).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	// Upload latency buckets in seconds: few, as there is one histogram
+	// per camera.
+	uploadBuckets := []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 	m := &Metrics{
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_recorder_segments_total",
 			Help: "Segments closed in the spool (recorded, recovered) or lost (damaged, rejected)."}, []string{"camera", "outcome"}),
@@ -76,8 +94,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Bytes of closed segments waiting for upload."}),
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_recorder_uploads_total",
 			Help: "Segment upload attempts by outcome."}, []string{"outcome"}),
-		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kuzet_recorder_upload_seconds",
-			Help: "Time to upload and verify one segment.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		uploadSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kuzet_recorder_upload_seconds",
+			Help:    "Time to upload and verify one segment of a camera (successful uploads).",
+			Buckets: uploadBuckets}, []string{"camera", "facility"}),
 		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kuzet_recorder_store_up",
 			Help: "1 when the last object store operation of the recorder succeeded."}),
 		indexUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kuzet_recorder_index_up",
@@ -87,7 +106,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "kuzet_recorder_journal_rejected_total",
 			Help: "Journal records PostgreSQL refused permanently (kept in the spool's journal/rejected.log)."}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kuzet_recorder_recording_lag_seconds",
-			Help: "Age of the end of the oldest closed segment of a camera that is not yet indexed."}, []string{"camera"}),
+			Help: "Age of the end of the oldest closed segment of a camera not yet uploaded and indexed (0 when none waits)."},
+			[]string{"camera", "facility"}),
+		cameraSpool: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kuzet_recorder_camera_spool_bytes",
+			Help: "Bytes of a camera in the local spool: the segment being written and those waiting for upload."},
+			[]string{"camera", "facility"}),
 		retention: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_recorder_retention_deleted_total",
 			Help: "Retention deletions by outcome (deleted, held, error)."}, []string{"outcome"}),
 		holds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_recorder_holds_applied_total",
@@ -100,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.segments, m.recorded, m.gaps, m.dropped, m.spoolBytes, m.spoolQuota,
 			m.spoolFull, m.backlog, m.backlogBytes, m.uploads, m.uploadSeconds, m.storeUp, m.indexUp, m.journal,
-			m.rejected, m.lag, m.retention, m.holds, m.orphans, m.errors} {
+			m.rejected, m.lag, m.cameraSpool, m.retention, m.holds, m.orphans, m.errors} {
 			if err := reg.Register(c); err != nil {
 				return nil, errors.Join(errors.New("recorder: register metrics"), err)
 			}

@@ -403,7 +403,13 @@ func (p *pipeline) Open(s segment.Start) (io.Writer, error) {
 }
 
 // Reserve implements segment.Sink.
-func (p *pipeline) Reserve(n int64) error { return p.r.spool.Reserve(n) }
+func (p *pipeline) Reserve(n int64) error {
+	if err := p.r.spool.Reserve(n); err != nil {
+		return err
+	}
+	p.up.open.Add(n)
+	return nil
+}
 
 // Fragment implements segment.Sink: flush, and sync when due.
 func (p *pipeline) Fragment(f segment.Fragment) error {
@@ -421,6 +427,8 @@ func (p *pipeline) Close(info segment.Info) error {
 	f := p.file
 	p.file = nil
 	e, err := f.Finish(m, p.r.now())
+	// The file's bytes are the uploader's now (queued), or released.
+	defer p.up.open.Store(0)
 	if err != nil {
 		p.r.m.errors.WithLabelValues(p.camera, "spool").Inc()
 		return err

@@ -197,6 +197,11 @@ type Recorder struct {
 	health healthState
 	// backlog counts closed segments (and their bytes) not yet uploaded.
 	backlog, backlogBytes atomic.Int64
+	// journalDone is the sequence number of the last journal record the
+	// applier is done with; records are done in order.
+	journalDone atomic.Uint64
+	// uploadFailures counts failed upload attempts since New.
+	uploadFailures atomic.Uint64
 }
 
 // camera is the recorder's state of one camera, under Recorder.mu except
@@ -205,6 +210,9 @@ type camera struct {
 	id, facility string
 	up           *uploader
 	upRunning    bool
+	// metricFacility is the facility label of the camera's per-camera
+	// gauges ("" while it has none).
+	metricFacility string
 	// want is the stream to record (nil: none); gen counts Record calls.
 	want    *ingest.Stream
 	gen     uint64
@@ -479,7 +487,9 @@ func (r *Recorder) startPipelineLocked(ctx context.Context, c *camera) {
 	}()
 }
 
-// updateGauges refreshes gauges that are sampled rather than counted.
+// updateGauges refreshes gauges that are sampled rather than counted. A
+// camera's series are removed once it is no longer recorded and nothing of
+// it waits for upload or PostgreSQL; they come back if it is recorded again.
 func (r *Recorder) updateGauges() {
 	r.m.spoolBytes.Set(float64(r.spool.Used()))
 	r.m.backlog.Set(float64(r.backlog.Load()))
@@ -489,7 +499,17 @@ func (r *Recorder) updateGauges() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.cams {
-		r.m.lag.WithLabelValues(c.id).Set(c.up.lag(now).Seconds())
+		active := c.want != nil || c.running != nil || !c.up.idle()
+		if c.metricFacility != "" && (!active || c.metricFacility != c.facility) {
+			r.m.forgetCamera(c.id)
+			c.metricFacility = ""
+		}
+		if !active {
+			continue
+		}
+		c.metricFacility = c.facility
+		r.m.lag.WithLabelValues(c.id, c.facility).Set(c.up.lag(now).Seconds())
+		r.m.cameraSpool.WithLabelValues(c.id, c.facility).Set(float64(c.up.spoolBytes()))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,16 @@ func (r *Recorder) recover(ctx context.Context) error {
 			r.log.Info("recorder: recovered camera", "camera", cam, "segments_to_upload", n,
 				"open_gap", st.OpenGap, "gap_start", st.OpenGapStart)
 		}
+	}
+	// Segments uploaded before the stop whose rows still wait in the
+	// journal lag until the applier has written them.
+	for _, rec := range r.journal.Pending() {
+		var o op
+		if json.Unmarshal(rec.Data, &o) != nil || o.Kind != opSegment || o.Segment == nil ||
+			!index.ValidCamera(o.Segment.Camera) {
+			continue
+		}
+		r.cameraLocked(o.Segment.Camera, o.Segment.Facility).up.journaled(rec.Seq, o.Segment.End)
 	}
 	return nil
 }

@@ -312,6 +312,11 @@ func TestPostgresOutageJournalsAndCatchesUp(t *testing.T) {
 	if es, _ := rec.spool.Entries(); len(es) > 1 {
 		t.Fatalf("%d spool files while only the index is down", len(es))
 	}
+	// Uploaded but not indexed is still lagging.
+	waitFor(t, 10*time.Second, "uploads", func() bool { return rec.Health().UploadBacklog == 0 })
+	if h := rec.Health(); h.RecordingLag < 20*time.Second {
+		t.Fatalf("lag %s with %d index changes journaled", h.RecordingLag, h.JournalBacklog)
+	}
 	px.setCut(false)
 	f.offline(time.Now())
 	rec.waitOpenGap(t, "cam-p", index.ReasonCameraOffline, start, 30*time.Second)
@@ -330,5 +335,8 @@ func TestPostgresOutageJournalsAndCatchesUp(t *testing.T) {
 	}
 	if err := rec.Ready(context.Background()); err != nil {
 		t.Fatalf("not ready after PostgreSQL returned: %v", err)
+	}
+	if h := rec.Health(); h.RecordingLag != 0 {
+		t.Fatalf("lag %s once everything is indexed", h.RecordingLag)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kuzet/kuzet/recorder/index"
@@ -16,14 +17,30 @@ import (
 
 // uploader moves one camera's closed segments from the spool to the store,
 // in recording order, and journals their index rows. One goroutine runs
-// it; enqueue may be called from any goroutine.
+// it; enqueue may be called from any goroutine. It also keeps the camera's
+// spool and lag figures: what is queued, what is uploaded but not yet in
+// PostgreSQL, and the bytes of the segment being written.
 type uploader struct {
 	r      *Recorder
 	camera string
 
-	mu     sync.Mutex
-	queue  []spool.Entry
-	notify chan struct{}
+	mu          sync.Mutex
+	queue       []spool.Entry
+	queuedBytes int64
+	// unindexed are the segments uploaded and journaled whose index rows
+	// are not yet in PostgreSQL, in journal order.
+	unindexed []journaledSegment
+	notify    chan struct{}
+
+	// open is the bytes of the camera's segment being written (reserved
+	// in the spool by the pipeline, which alone changes it).
+	open atomic.Int64
+}
+
+// journaledSegment is a segment whose index row waits in the journal.
+type journaledSegment struct {
+	seq uint64    // journal sequence number of the row
+	end time.Time // end of the segment's footage
 }
 
 func newUploader(r *Recorder, camera string) *uploader {
@@ -33,6 +50,7 @@ func newUploader(r *Recorder, camera string) *uploader {
 func (u *uploader) enqueue(e spool.Entry) {
 	u.mu.Lock()
 	u.queue = append(u.queue, e)
+	u.queuedBytes += e.Size
 	u.mu.Unlock()
 	u.r.backlog.Add(1)
 	u.r.backlogBytes.Add(e.Size)
@@ -59,26 +77,74 @@ func (u *uploader) pop() {
 	if len(u.queue) == 0 {
 		u.queue = nil
 	}
+	u.queuedBytes -= e.Size
 	u.mu.Unlock()
 	u.r.backlog.Add(-1)
 	u.r.backlogBytes.Add(-e.Size)
 }
 
-// pending returns the object keys and count of queued segments.
-func (u *uploader) len() int {
+// journaled notes that the row of an uploaded segment ending at end is
+// journal record seq; the segment counts as lagging until the applier is
+// done with that record (Recorder.journalDone).
+func (u *uploader) journaled(seq uint64, end time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.queue)
+	if seq > u.r.journalDone.Load() {
+		u.unindexed = append(u.unindexed, journaledSegment{seq: seq, end: end})
+	}
 }
 
-// lag is the age of the oldest queued segment's end.
+// pruneLocked forgets the segments whose rows the applier is done with
+// (applied, or refused and reported). Called with u.mu held.
+func (u *uploader) pruneLocked() {
+	done := u.r.journalDone.Load()
+	n := 0
+	for n < len(u.unindexed) && u.unindexed[n].seq <= done {
+		n++
+	}
+	switch {
+	case n == 0:
+	case n == len(u.unindexed):
+		u.unindexed = nil
+	default:
+		u.unindexed = u.unindexed[n:]
+	}
+}
+
+// idle reports whether nothing of the camera waits: no segment queued for
+// upload and no row waiting for PostgreSQL.
+func (u *uploader) idle() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.pruneLocked()
+	return len(u.queue) == 0 && len(u.unindexed) == 0
+}
+
+// lag is the age of the end of the camera's oldest closed segment not yet
+// uploaded and indexed; 0 when none waits.
 func (u *uploader) lag(now time.Time) time.Duration {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if len(u.queue) == 0 {
+	u.pruneLocked()
+	var oldest time.Time
+	if len(u.unindexed) > 0 {
+		oldest = u.unindexed[0].end
+	}
+	if len(u.queue) > 0 && (oldest.IsZero() || u.queue[0].Meta.End.Before(oldest)) {
+		oldest = u.queue[0].Meta.End
+	}
+	if oldest.IsZero() {
 		return 0
 	}
-	return max(now.Sub(u.queue[0].Meta.End), 0)
+	return max(now.Sub(oldest), 0)
+}
+
+// spoolBytes is the camera's bytes in the spool: the segment being written
+// and the closed ones waiting for upload.
+func (u *uploader) spoolBytes() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.queuedBytes + u.open.Load()
 }
 
 func (u *uploader) run(ctx context.Context) {
@@ -167,6 +233,9 @@ func (u *uploader) upload(ctx context.Context, e spool.Entry) error {
 		}
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			r.uploadFailures.Add(1)
+		}
 		switch {
 		case errors.Is(err, store.ErrIntegrity):
 			r.m.uploads.WithLabelValues("integrity").Inc()
@@ -184,7 +253,7 @@ func (u *uploader) upload(ctx context.Context, e spool.Entry) error {
 	}
 	r.storeResult(nil)
 	r.m.uploads.WithLabelValues("ok").Inc()
-	r.m.uploadSeconds.Observe(time.Since(start).Seconds())
+	r.m.uploadSeconds.WithLabelValues(u.camera, m.Facility).Observe(time.Since(start).Seconds())
 
 	seg := &index.Segment{
 		Camera: m.Camera, Facility: m.Facility, Run: m.Run, Seq: m.Seq, Start: m.Start, End: m.End,
@@ -192,11 +261,13 @@ func (u *uploader) upload(ctx context.Context, e spool.Entry) error {
 		Bytes: e.Size, Frames: m.Frames, Codec: m.Codec, Width: m.Width, Height: m.Height, AudioCodec: m.AudioCodec,
 		InitSize: m.InitSize, Fragments: m.Fragments, ObjectKey: key, SHA256: sum,
 	}
-	if err := r.journalOp(op{Kind: opSegment, Segment: seg}); err != nil {
+	seq, err := r.journalSeq(op{Kind: opSegment, Segment: seg})
+	if err != nil {
 		r.m.errors.WithLabelValues(u.camera, "journal").Inc()
 		r.log.Error("recorder: cannot journal an uploaded segment; retrying", "camera", u.camera, "key", key, "err", err)
 		return err
 	}
+	u.journaled(seq, m.End)
 	if err := r.spool.Remove(e); err != nil {
 		r.m.errors.WithLabelValues(u.camera, "spool").Inc()
 		r.log.Error("recorder: removing an uploaded segment from the spool", "camera", u.camera, "file", e.Path, "err", err)

@@ -51,6 +51,8 @@ func (r recorderStorage) StorageHealth() alerts.StorageHealth {
 		SpoolQuota:         h.SpoolQuota,
 		UploadBacklog:      h.UploadBacklog,
 		UploadBacklogBytes: h.UploadBacklogBytes,
+		RecordingLag:       h.RecordingLag,
+		UploadFailures:     h.UploadFailures,
 		StoreUp:            h.StoreUp,
 		StoreError:         h.StoreLastError,
 		DatabaseUp:         h.IndexUp,
