@@ -59,6 +59,44 @@ type timelineView struct {
 // continuous recording.
 const spanJoin = time.Second
 
+// RecordedSpan is a stretch of continuous recording: consecutive segments,
+// none more than a second after the previous one's end.
+type RecordedSpan struct {
+	Start, End time.Time
+	Segments   int
+	Bytes      int64
+}
+
+// SpanIndex lists a camera's recording spans overlapping [from, to) in
+// time order, merged by the index itself (one row per span). When the
+// Recordings given to Playback implement it, the timeline uses it rather
+// than merging every segment row of FootageIndex.Recordings.
+type SpanIndex interface {
+	RecordedSpans(ctx context.Context, camera string, from, to time.Time) ([]RecordedSpan, error)
+}
+
+// spans returns camera's recording spans in [from, to).
+func (a *API) spans(ctx context.Context, camera string, from, to time.Time) ([]timelineSpan, error) {
+	if a.playback != nil {
+		if si, ok := a.playback.recs.(SpanIndex); ok {
+			rs, err := si.RecordedSpans(ctx, camera, from, to)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]timelineSpan, len(rs))
+			for i, r := range rs {
+				out[i] = timelineSpan{Start: r.Start.UTC(), End: r.End.UTC(), Segments: r.Segments, Bytes: r.Bytes}
+			}
+			return out, nil
+		}
+	}
+	recs, err := a.footage.Recordings(ctx, camera, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return mergeRecordings(recs), nil
+}
+
 // mergeRecordings merges consecutive recordings into spans.
 func mergeRecordings(recs []FootageRecording) []timelineSpan {
 	out := []timelineSpan{}
@@ -130,9 +168,9 @@ func (a *API) buildTimeline(ctx context.Context, fs footageScope) (timelineView,
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			tc := timelineCamera{Camera: cam, Gaps: []FootageGap{}, Events: []FootageEvent{}}
-			recs, err := a.footage.Recordings(ctx, cam.ID, fs.from, fs.to)
+			var err error
+			tc.Recordings, err = a.spans(ctx, cam.ID, fs.from, fs.to)
 			if err == nil {
-				tc.Recordings = mergeRecordings(recs)
 				var gaps []FootageGap
 				gaps, err = a.footage.Gaps(ctx, cam.ID, fs.from, fs.to)
 				tc.Gaps = append(tc.Gaps, gaps...)

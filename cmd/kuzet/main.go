@@ -36,6 +36,8 @@ func commands() []command {
 		migrateCommand(),
 		auditCommand(),
 		verifyChainCommand(),
+		verifyCommand(),
+		exportKeyCommand(),
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
