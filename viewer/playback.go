@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,7 +108,7 @@ type Playback struct {
 	recs    Recordings
 	objects ObjectReader
 	audit   Auditor
-	live    *Live
+	live    atomic.Pointer[Live]
 	mark    FrameMarkFunc
 	log     *slog.Logger
 	metrics *playbackMetrics
@@ -132,9 +133,17 @@ func NewPlayback(cfg PlaybackConfig, deps PlaybackDeps) (*Playback, error) {
 	if err != nil {
 		return nil, fmt.Errorf("playback: metrics: %w", err)
 	}
-	return &Playback{cfg: cfg, recs: deps.Recordings, objects: deps.Objects, audit: deps.Audit, live: deps.Live,
-		mark: deps.FrameMark, log: log.With("component", "playback"), metrics: m, sessions: map[string]*playSession{}}, nil
+	p := &Playback{cfg: cfg, recs: deps.Recordings, objects: deps.Objects, audit: deps.Audit,
+		mark: deps.FrameMark, log: log.With("component", "playback"), metrics: m, sessions: map[string]*playSession{}}
+	p.live.Store(deps.Live)
+	return p, nil
 }
+
+// UseLive gives playback its WebRTC when Live is built after Playback (Live
+// authenticates through the API, which carries Playback): the composition
+// root calls it before serving. Sessions started without one are refused
+// with 503.
+func (p *Playback) UseLive(l *Live) { p.live.Store(l) }
 
 // Run blocks until ctx ends, then ends every session.
 func (p *Playback) Run(ctx context.Context) error {

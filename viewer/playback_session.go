@@ -33,6 +33,7 @@ type playSession struct {
 	connected chan struct{}
 	ctrl      chan playControl
 	cancel    context.CancelCauseFunc
+	live      *Live
 
 	dcMu sync.Mutex
 	dc   *webrtc.DataChannel
@@ -221,7 +222,7 @@ func (p *Playback) runSession(ctx context.Context, s *playSession) {
 			}
 		}()
 	}
-	connect := time.NewTimer(p.live.cfg.ConnectTimeout)
+	connect := time.NewTimer(s.live.cfg.ConnectTimeout)
 	select {
 	case <-s.connected:
 		connect.Stop()

@@ -112,7 +112,8 @@ func minTime(a, b time.Time) time.Time {
 // start negotiates a session for req and starts it.
 func (p *Playback) start(ctx context.Context, req playbackStart) (playbackStarted, error) {
 	var out playbackStarted
-	if p.live == nil {
+	live := p.live.Load()
+	if live == nil {
 		return out, errPlaybackUnavailable
 	}
 	if p.Sessions() >= p.cfg.MaxSessions {
@@ -133,7 +134,7 @@ func (p *Playback) start(ctx context.Context, req playbackStart) (playbackStarte
 	s := &playSession{
 		id: id, principal: req.principal, client: req.client, reason: req.reason, incident: req.incident, facility: req.facility,
 		from: req.from, to: req.to, at: req.at, paused: req.paused, sdpOffer: req.offer, started: p.cfg.Now(), cancel: cancel,
-		ctrl: make(chan playControl, 32), connected: make(chan struct{}),
+		ctrl: make(chan playControl, 32), connected: make(chan struct{}), live: live,
 	}
 	out = playbackStarted{Session: id, From: req.from, To: req.to, At: req.at, Tracks: []playbackTrack{}, Unplayable: []playbackUnplayable{}}
 	var codecs []webrtc.RTPCodecParameters
@@ -209,7 +210,8 @@ func (s *playSession) objects() []string {
 // and a data channel from the browser, and returns the answer with every
 // candidate.
 func (p *Playback) negotiate(ctx context.Context, s *playSession, codecs []webrtc.RTPCodecParameters) (string, error) {
-	x := p.live.ice
+	live := s.live
+	x := live.ice
 	m := &webrtc.MediaEngine{}
 	seen := map[string]bool{}
 	for _, c := range codecs {
@@ -286,7 +288,7 @@ func (p *Playback) negotiate(ctx context.Context, s *playSession, codecs []webrt
 			return "", fmt.Errorf("add track: %w", err)
 		}
 		s.senders = append(s.senders, snd)
-		c.writer, err = newLiveRTPWriter(whepChoice{video: c.params}, &livePeer{video: c.track}, p.live.cfg.PayloadMaxSize)
+		c.writer, err = newLiveRTPWriter(whepChoice{video: c.params}, &livePeer{video: c.track}, live.cfg.PayloadMaxSize)
 		if err != nil {
 			return "", err
 		}
@@ -302,7 +304,7 @@ func (p *Playback) negotiate(ctx context.Context, s *playSession, codecs []webrt
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("set local description: %w", err)
 	}
-	t := time.NewTimer(p.live.cfg.GatherTimeout)
+	t := time.NewTimer(live.cfg.GatherTimeout)
 	defer t.Stop()
 	select {
 	case <-gathered:

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kuzet/kuzet/ingest"
 	"github.com/kuzet/kuzet/recorder/index"
 	"github.com/kuzet/kuzet/recorder/store"
 	"github.com/kuzet/kuzet/registry"
@@ -43,8 +44,9 @@ const stackPassword = "correct horse battery staple"
 
 type stackOpts struct {
 	cameras []registry.CameraInput
-	// live and ui, when set, are mounted too; live also carries playback.
-	live *viewer.Live
+	// mgr, when set, gives live viewing over its streams, and WebRTC to
+	// playback; ui mounts the web UI.
+	mgr  *ingest.Manager
 	ui   bool
 	mark viewer.FrameMarkFunc
 }
@@ -97,7 +99,7 @@ func newFootageStack(t testing.TB, pool *pgxpool.Pool, ix *index.Index, st store
 	}
 	metrics := prometheus.NewRegistry()
 	s.pb, s.ex, err = newRecordedFootage(recordedSettings{ExportDir: filepath.Join(t.TempDir(), "exports"), SigningKeyFile: s.keyFile},
-		pool, ix, st, o.live, reg.Audit(), o.mark, metrics, log)
+		pool, ix, st, nil, reg.Audit(), o.mark, metrics, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +108,20 @@ func newFootageStack(t testing.TB, pool *pgxpool.Pool, ix *index.Index, st store
 		t.Fatal(err)
 	}
 	mounts := []viewer.Mounter{api}
-	if o.live != nil {
-		mounts = append(mounts, o.live)
+	runs := []func(context.Context) error{s.pb.Run, s.ex.Run}
+	if o.mgr != nil {
+		dir, err := viewer.NewLiveDirectory(reg, o.mgr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := viewer.NewLive(viewer.LiveConfig{ICEUDPListen: "127.0.0.1:0", ICETCPListen: "127.0.0.1:0", IncludeLoopback: true},
+			viewer.LiveDeps{Streams: o.mgr, Cameras: dir, Auth: api, Audit: reg.Audit(), Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.pb.UseLive(live)
+		mounts = append(mounts, live)
+		runs = append(runs, live.Run)
 	}
 	if o.ui {
 		ui, err := viewer.NewUI()
@@ -127,7 +141,7 @@ func newFootageStack(t testing.TB, pool *pgxpool.Pool, ix *index.Index, st store
 	s.base = "http://" + addr.String()
 	runCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{srv.Run, s.pb.Run, s.ex.Run} {
+	for _, run := range append(runs, srv.Run) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

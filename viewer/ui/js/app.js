@@ -7,6 +7,8 @@ import { renderCamera } from "./camera.js";
 import { renderPage, isPage } from "./pages.js";
 import { mountAlertPanel } from "./alerts.js";
 import { renderHealth } from "./health.js";
+import { renderIncidents, renderIncident } from "./incident.js";
+import { renderPrisoners, renderPrisoner } from "./prisoner.js";
 
 const main = document.getElementById("main");
 const top = document.getElementById("top");
@@ -102,7 +104,8 @@ async function route() {
   top.hidden = false;
   document.getElementById("who").textContent = session.user.username;
   for (const a of document.querySelectorAll("[data-nav]")) {
-    if (a.dataset.nav === (parts[0] === "camera" ? "live" : parts[0])) a.setAttribute("aria-current", "page");
+    const nav = { camera: "live", incident: "incidents", prisoner: "prisoners" }[parts[0]] ?? parts[0];
+    if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   const ctx = { navigate, unauthenticated, params };
@@ -118,6 +121,18 @@ async function route() {
     } else if (parts[0] === "health") {
       document.title = "Health — Kuzet";
       show(await renderHealth(main, ctx));
+    } else if (parts[0] === "incidents") {
+      document.title = "Incidents — Kuzet";
+      show(await renderIncidents(main, ctx));
+    } else if (parts[0] === "incident" && parts[1]) {
+      document.title = `Incident ${parts[1]} — Kuzet`;
+      show(await renderIncident(main, { ...ctx, id: parts[1] }));
+    } else if (parts[0] === "prisoners") {
+      document.title = "Prisoners — Kuzet";
+      show(await renderPrisoners(main, ctx));
+    } else if (parts[0] === "prisoner" && parts[1]) {
+      document.title = "Prisoner — Kuzet";
+      show(await renderPrisoner(main, { ...ctx, id: parts[1] }));
     } else if (isPage(parts[0])) {
       document.title = parts[0][0].toUpperCase() + parts[0].slice(1) + " — Kuzet";
       show(await renderPage(main, parts[0]));
