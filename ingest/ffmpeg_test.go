@@ -19,7 +19,7 @@ import (
 	"github.com/kuzet/kuzet/internal/testenv"
 )
 
-// ffmpeg as the camera. ffmpeg 5.1's RTSP muxer cannot listen (its
+// ffmpeg's RTP packetization. ffmpeg 5.1's RTSP muxer cannot listen (its
 // "-rtsp_flags listen" is an input option; as an output it dials the URL),
 // so ffmpeg publishes the clip (video copied, audio re-encoded to AAC since
 // MPEG-TS audio has no global header to announce) with ANNOUNCE/RECORD (RTP over TCP) into a
@@ -27,7 +27,8 @@ import (
 // sender report on unchanged (but for the SSRC, which the relay's stream
 // owns), and the source pulls from the relay. What the source depacketizes
 // is ffmpeg's packetization: its SDP parameters, fragmentation, timestamps
-// and sender reports.
+// and sender reports. The RTSP server here is ours (gortsplib); a
+// third-party RTSP server as the camera is in thirdparty_rtsp_test.go.
 
 type relay struct {
 	srv    *gortsplib.Server
@@ -122,7 +123,7 @@ func startRelay(t *testing.T) *relay {
 	return r
 }
 
-func TestFFmpegCamera(t *testing.T) {
+func TestFFmpegPacketizationViaRelay(t *testing.T) {
 	t.Parallel()
 	ffmpeg := testenv.FFmpeg(t)
 	clip := clipPath(t, "h264_aac_640x360.ts")

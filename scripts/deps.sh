@@ -2,6 +2,7 @@
 # Installs what `make demo` or `make test` needs and is missing.
 #   scripts/deps.sh demo   PostgreSQL server binaries (unless KUZET_DATABASE_URL is set)
 #   scripts/deps.sh test   PostgreSQL, ffmpeg/ffprobe, Chromium, promtool (Debian's prometheus package),
+#                          GStreamer's RTSP server with its Python bindings (a third-party camera),
 #                          and a MinIO server built with go install
 # Debian/Ubuntu packages are installed with apt-get when running as root;
 # otherwise the command to run is printed and the script fails.
@@ -23,6 +24,13 @@ if [ "$what" = test ]; then
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 	# promtool checks deploy/prometheus; Debian ships it in the prometheus package.
 	command -v promtool >/dev/null 2>&1 || [ -n "${KUZET_TEST_PROMTOOL:-}" ] || missing+=(prometheus)
+	# GStreamer's RTSP server serves a clip as a third-party camera in the ingest
+	# tests (internal/testenv/rtspserver.go holds the same list).
+	if [ -z "${KUZET_TEST_GST_PYTHON:-}" ] && command -v dpkg-query >/dev/null 2>&1; then
+		for p in python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; do
+			dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+		done
+	fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
