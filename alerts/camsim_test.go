@@ -303,8 +303,11 @@ func TestCamsimLowFPS(t *testing.T) {
 	res := x.waitEvent(t, EventResolved, KindCameraLowFPS, "cam1", 0, 20*time.Second)
 	up, _ := x.lastMark("cam1", fastStart, res)
 	t.Logf("low fps resolved %s after the rate came back", res.Sub(up).Round(time.Millisecond))
-	if d := res.Sub(up); d > 6*time.Second || d < 0 {
-		t.Errorf("resolved %s after the rate came back", d)
+	// Up to 2 s for ingest's 1 s rate windows to show the recovery, ClearFor
+	// (3 s), up to 1 s for the evaluation tick, and 1 s of scheduling slack
+	// on a loaded machine.
+	if d := res.Sub(up); d > 7*time.Second || d < 0 {
+		t.Errorf("resolved %s after the rate came back, want at most 7 s", d)
 	}
 }
 
