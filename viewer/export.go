@@ -414,7 +414,8 @@ func (e *Exporter) runJob(ctx context.Context, j *exportJob) {
 	j.state, j.started = exportRunning, e.cfg.Now()
 	j.mu.Unlock()
 	err := e.write(ctx, j)
-	if err == nil && ctx.Err() != nil {
+	if ctx.Err() != nil {
+		// Cancelled or shut down: that is why it ended, whatever broke.
 		err = context.Cause(ctx)
 	}
 	e.finish(j, err)
@@ -441,6 +442,7 @@ func (e *Exporter) finish(j *exportJob, err error) {
 	e.metrics.jobs.WithLabelValues(string(state)).Inc()
 	a := registry.EntryFor(j.spec.principal, j.spec.client, registry.AuditExport)
 	a.Facility, a.Objects, a.From, a.To, a.Reason = j.spec.facility, j.spec.objects(), j.spec.from, j.spec.to, j.spec.reason
+	a.Outcome = registry.OutcomeOK
 	if err != nil {
 		a.Outcome, a.Detail = registry.OutcomeFailed, fmt.Sprintf("export %s %s: %v", j.id, state, err)
 	} else {

@@ -145,6 +145,7 @@ func (a *API) downloadExport(w http.ResponseWriter, r *http.Request, p registry.
 	if r.Method == http.MethodGet {
 		e := registry.EntryFor(p, a.client(r), registry.AuditExport)
 		e.Facility, e.Objects, e.From, e.To, e.Reason = j.spec.facility, j.spec.objects(), j.spec.from, j.spec.to, j.spec.reason
+		e.Outcome = registry.OutcomeOK
 		rg := r.Header.Get("Range")
 		if rg == "" {
 			rg = "whole file"

@@ -338,6 +338,7 @@ func (a *API) downloadRecording(w http.ResponseWriter, r *http.Request, p regist
 	if r.Method == http.MethodGet {
 		e := registry.EntryFor(p, a.client(r), registry.AuditExport)
 		e.Facility, e.Objects, e.From, e.To, e.Reason = fs.facility, fs.objects(), fs.from, fs.to, reason
+		e.Outcome = registry.OutcomeOK
 		rg := r.Header.Get("Range")
 		if rg == "" {
 			rg = "whole file"

@@ -135,7 +135,7 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request, p registry.Princi
 	}
 	e := registry.EntryFor(p, a.client(r), registry.AuditFootageQuery)
 	e.Facility, e.Objects, e.From, e.To, e.Reason = fs.facility, fs.objects(), fs.from, fs.to, reason
-	e.Detail = "timeline"
+	e.Detail, e.Outcome = "timeline", registry.OutcomeOK
 	if err := a.reg.Audit().Record(r.Context(), e); err != nil {
 		a.fail(w, r, "timeline", fmt.Errorf("%w: %v", registry.ErrAudit, err))
 		return
