@@ -73,7 +73,7 @@ func newExportEnv(t *testing.T, cfg ExportConfig, objects func(*fakeStore) Objec
 func (e *exportEnv) spec(reason string) exportSpec {
 	return exportSpec{principal: testUsers["inv16"], client: "127.0.0.1", reason: reason, facility: "f16",
 		cameras: []registry.Camera{{ID: "c1", Name: "Yard", Facility: "f16", Zone: "yard"}, {ID: "c2", Name: "Gate", Facility: "f16", Zone: "yard"}},
-		from: frameWall(100), to: frameWall(1400)}
+		from:    frameWall(100), to: frameWall(1400)}
 }
 
 func waitState(t *testing.T, j *exportJob, states ...string) exportView {
