@@ -144,8 +144,12 @@ func (e *Exporter) PublicKeyPEM() []byte { return e.pubPEM }
 
 // Run removes packages left by an earlier process, then expired packages
 // every minute, until ctx ends; then it cancels the running jobs and waits
-// for them.
+// for them. A nil Exporter (export not configured) just waits for ctx.
 func (e *Exporter) Run(ctx context.Context) error {
+	if e == nil {
+		<-ctx.Done()
+		return nil
+	}
 	e.sweepDir()
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -162,6 +166,9 @@ func (e *Exporter) Run(ctx context.Context) error {
 
 // Close cancels every job and waits for them. New exports are refused.
 func (e *Exporter) Close() {
+	if e == nil {
+		return
+	}
 	e.mu.Lock()
 	e.closed = true
 	for _, j := range e.jobs {
