@@ -447,3 +447,10 @@ func (s *Service) PutRule(ctx context.Context, act registry.Actor, r Rule) (Rule
 	s.engine.refresh()
 	return got, nil
 }
+
+// CameraAlerts returns the alerts of a camera opened in [from, to), newest
+// first, at most 1000: the alert markers of a timeline. The caller has
+// already authorised access to the camera.
+func (s *Service) CameraAlerts(ctx context.Context, camera string, from, to time.Time) ([]Alert, error) {
+	return s.store.list(ctx, registry.Scope{All: true}, Filter{Camera: camera, From: from, To: to, Limit: 1000})
+}

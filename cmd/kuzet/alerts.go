@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kuzet/kuzet/alerts"
 	"github.com/kuzet/kuzet/internal/config"
 	"github.com/kuzet/kuzet/recorder"
+	"github.com/kuzet/kuzet/viewer"
 )
 
 // newAlerts builds the alert service from its configuration section; the
@@ -58,4 +62,24 @@ func (r recorderStorage) StorageHealth() alerts.StorageHealth {
 		DatabaseUp:         h.IndexUp,
 		DatabaseError:      h.IndexLastError,
 	}
+}
+
+// alertEvents shows a camera's alerts as events on incident footage and
+// timelines.
+type alertEvents struct{ svc *alerts.Service }
+
+func (a alertEvents) Events(ctx context.Context, camera string, from, to time.Time) ([]viewer.FootageEvent, error) {
+	as, err := a.svc.CameraAlerts(ctx, camera, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]viewer.FootageEvent, 0, len(as))
+	for i := len(as) - 1; i >= 0; i-- { // oldest first
+		x := as[i]
+		out = append(out, viewer.FootageEvent{
+			ID: strconv.FormatInt(x.ID, 10), At: x.Since, Kind: string(x.Kind),
+			Detail: fmt.Sprintf("%s (%s, %s)", x.Title, x.Severity, x.State),
+		})
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -77,6 +78,15 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 	if err := ensureSecretKey(cfg.SecretKeyFile); err != nil {
 		return err
 	}
+	if cfg.Export.SigningKeyFile == "" {
+		cfg.Export.SigningKeyFile = filepath.Join(o.dir, "export-signing.pem")
+		cfg.Export.Dir = filepath.Join(o.dir, "exports")
+		if _, err := os.Stat(cfg.Export.SigningKeyFile); err != nil {
+			if err := makeExportKey(cfg.Export.SigningKeyFile, io.Discard); err != nil {
+				return fmt.Errorf("demo export signing key: %w", err)
+			}
+		}
+	}
 
 	if cfg.Database.URL.IsZero() {
 		log.Info("starting private PostgreSQL", "dir", filepath.Join(o.dir, "pg"), "port", o.pgPort)
@@ -127,6 +137,10 @@ func demo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger) e
 				return nil
 			},
 			ready: func(addr string) { printDemo(out, addr, sim, o.dir, logins) },
+			frameMark: func(codec string, nalus [][]byte) (time.Time, bool) {
+				m, ok := camsim.FindMark(codec, nalus)
+				return m.Capture, ok
+			},
 		})
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -65,6 +66,9 @@ type serveHooks struct {
 	seed func(ctx context.Context, reg *registry.Registry) error
 	// ready is called with the HTTP address once the server listens.
 	ready func(addr string)
+	// frameMark reads the capture time simulated cameras embed in frames,
+	// so that playback positions carry it (demo only).
+	frameMark viewer.FrameMarkFunc
 }
 
 // serve runs every component until ctx ends. Start order: metrics registry,
@@ -200,20 +204,40 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	if err != nil {
 		return err
 	}
-	api, err := viewer.NewAPI(viewer.APIConfig{
+	var api *viewer.API
+	alertSvc, err = newAlerts(cfg.Alerts, alerts.Deps{
+		Pool: pool, Health: mgr, Storage: recorderStorage{rec},
+		Directory: reg, Incidents: reg, Audit: reg.Audit(),
+		// The API authenticates alert requests too; it is built just
+		// below and assigned before the server serves any request.
+		Authenticate: func(r *http.Request) (registry.Principal, error) { return api.Authenticate(r) },
+		Log:          log.With("component", "alerts"),
+	}, metrics)
+	if err != nil {
+		return err
+	}
+	var frameMark viewer.FrameMarkFunc
+	if hooks != nil {
+		frameMark = hooks.frameMark
+	}
+	playback, exporter, err := newRecordedFootage(recordedSettings{
+		ExportDir: cfg.Export.Dir, SigningKeyFile: cfg.Export.SigningKeyFile,
+		MaxRunning: cfg.Export.MaxRunning, MaxJobs: cfg.Export.MaxJobs, Keep: cfg.Export.Keep,
+		MaxSessions: cfg.Playback.MaxSessions,
+	}, pool, rec.Index(), objects, nil, reg.Audit(), frameMark, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer playback.Close()
+	api, err = viewer.NewAPI(viewer.APIConfig{
 		SecureCookies:  cfg.Auth.SecureCookies,
 		FootageBefore:  cfg.Incident.FootageBefore,
 		FootageAfter:   cfg.Incident.FootageAfter,
 		TrustedProxies: proxies,
-	}, viewer.APIDeps{Registry: reg, Footage: footageIndex{rec.Index()}, Log: log.With("component", "api")})
-	if err != nil {
-		return err
-	}
-	alertSvc, err = newAlerts(cfg.Alerts, alerts.Deps{
-		Pool: pool, Health: mgr, Storage: recorderStorage{rec},
-		Directory: reg, Incidents: reg, Audit: reg.Audit(),
-		Authenticate: api.Authenticate, Log: log.With("component", "alerts"),
-	}, metrics)
+	}, viewer.APIDeps{
+		Registry: reg, Footage: footageIndex{rec.Index()}, Events: alertEvents{alertSvc},
+		Playback: playback, Exports: exporter, Log: log.With("component", "api"),
+	})
 	if err != nil {
 		return err
 	}
@@ -229,6 +253,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		return err
 	}
 	defer live.Close()
+	playback.UseLive(live) // recorded playback shares live viewing's ICE ports
 	ui, err := viewer.NewUI()
 	if err != nil {
 		return err
@@ -265,6 +290,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 	g.Go(func() error { return syncCameras(gctx, mgr, cfg.Cameras, reg, 5*time.Second, log) })
 	g.Go(func() error { return alertSvc.Run(gctx) })
 	g.Go(func() error { return live.Run(gctx) })
+	g.Go(func() error { return playback.Run(gctx) })
+	g.Go(func() error { return exporter.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	up.Set(1)
 	log.Info("kuzet running", "http", addr.String())

@@ -27,6 +27,8 @@ type Config struct {
 	Recorder Recorder `yaml:"recorder"`
 	WebRTC   WebRTC   `yaml:"webrtc"`
 	Alerts   Alerts   `yaml:"alerts"`
+	Playback Playback `yaml:"playback"`
+	Export   Export   `yaml:"export"`
 	Auth     Auth     `yaml:"auth"`
 	Incident Incident `yaml:"incident"`
 	// SecretKeyFile is a file holding the 32-byte key (hex or base64) that
@@ -193,6 +195,29 @@ type Alerts struct {
 	WebhooksFile string `yaml:"webhooks_file"`
 }
 
+// Playback configures recorded playback.
+type Playback struct {
+	// MaxSessions bounds recorded playback sessions of this process.
+	// Default: 32.
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// Export configures signed evidence export.
+type Export struct {
+	// SigningKeyFile is the Ed25519 private key (PKCS #8 PEM, mode 0600,
+	// made by kuzet export-key) that signs evidence packages. Default:
+	// none, export is off.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// Dir holds finished packages until they expire. Default: ./var/exports.
+	Dir string `yaml:"dir"`
+	// MaxRunning exports run at once; MaxJobs are kept (queued, running or
+	// finished). Defaults: 2 and 64.
+	MaxRunning int `yaml:"max_running"`
+	MaxJobs    int `yaml:"max_jobs"`
+	// Keep is how long a finished package stays downloadable. Default: 24h.
+	Keep time.Duration `yaml:"keep"`
+}
+
 // ICEServer is a STUN or TURN server.
 type ICEServer struct {
 	// URLs like stun:stun.example.org:3478 or turn:turn.example.org:3478?transport=tcp.
@@ -280,6 +305,8 @@ func Default() Config {
 			ClockOffsetMax: 2 * time.Second, RecordingLagMax: 2 * time.Minute,
 			EscalateAfter: 5 * time.Minute, EventRetention: 720 * time.Hour,
 		},
+		Playback: Playback{MaxSessions: 32},
+		Export:   Export{Dir: "./var/exports", MaxRunning: 2, MaxJobs: 64, Keep: 24 * time.Hour},
 		Auth: Auth{
 			SessionIdle: 15 * time.Minute, SessionMax: 12 * time.Hour,
 			LoginMaxFailures: 5, LoginLockout: 15 * time.Minute,
@@ -471,6 +498,18 @@ func (c *Config) Validate() error {
 	}
 	if c.WebRTC.MaxSessions < 1 {
 		bad("webrtc.max_sessions", "must be at least 1")
+	}
+	if c.Playback.MaxSessions < 1 {
+		bad("playback.max_sessions", "must be at least 1")
+	}
+	if c.Export.MaxRunning < 1 || c.Export.MaxJobs < c.Export.MaxRunning {
+		bad("export.max_jobs", "max_running must be at least 1 and max_jobs at least max_running")
+	}
+	if c.Export.Keep < time.Minute {
+		bad("export.keep", "must be at least 1m")
+	}
+	if c.Export.SigningKeyFile != "" && c.Export.Dir == "" {
+		bad("export.dir", "required when export.signing_key_file is set")
 	}
 	if !validID(c.Alerts.Node) {
 		bad("alerts.node", "%q must be 1-64 letters, digits, - or _", c.Alerts.Node)
