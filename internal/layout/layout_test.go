@@ -4,8 +4,8 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 )

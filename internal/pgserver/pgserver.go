@@ -70,9 +70,6 @@ func Start(ctx context.Context, dir string, port int) (*Cluster, error) {
 		URL:   fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
 		pgctl: pgctl,
 	}
-	if Ping(ctx, c.URL) == nil {
-		return c, nil
-	}
 	// PostgreSQL refuses to run as root; run it as the postgres system user.
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
@@ -92,6 +89,14 @@ func Start(ctx context.Context, dir string, port int) (*Cluster, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
+	}
+	if Ping(ctx, c.URL) == nil {
+		// Something answers on the port: ours from an earlier run, or
+		// another server that must not be mistaken for it.
+		if err := c.owns(ctx); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	data := filepath.Join(dir, "data")
 	if c.asPG {
@@ -114,13 +119,34 @@ func Start(ctx context.Context, dir string, port int) (*Cluster, error) {
 	for {
 		err := Ping(ctx, c.URL)
 		if err == nil {
-			return c, nil
+			return c, c.owns(ctx)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("private PostgreSQL on port %d did not answer: %w", port, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// owns checks that the server answering on the port runs on this cluster's
+// data directory.
+func (c *Cluster) owns(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var dir string
+	if err := conn.QueryRow(ctx, "SHOW data_directory").Scan(&dir); err != nil {
+		return fmt.Errorf("port %d: %w", c.Port, err)
+	}
+	want := filepath.Join(c.Dir, "data")
+	if filepath.Clean(dir) != want {
+		return fmt.Errorf("port %d is used by another PostgreSQL (data directory %s, not %s): choose another port", c.Port, dir, want)
+	}
+	return nil
 }
 
 // Stop shuts the cluster down (fast mode: open sessions are ended).

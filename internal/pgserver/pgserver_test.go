@@ -43,7 +43,23 @@ func TestStartCreatesReusesAndStops(t *testing.T) {
 	if _, err := pgserver.Start(ctx, dir, port); err != nil {
 		t.Fatalf("restart on running cluster: %v", err)
 	}
-	if err := c.Stop(); err != nil {
+	// Another cluster directory on the same port is refused, not mistaken
+	// for this one.
+	other, err := os.MkdirTemp("", "kuzet-pgserver-other-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(other) })
+	if _, err := pgserver.Start(ctx, other, port); err == nil || !strings.Contains(err.Error(), "used by another PostgreSQL") {
+		t.Fatalf("another cluster's port: got %v", err)
+	}
+	// Stop works on a cluster found running (as root it must still go
+	// through the postgres user).
+	found, err := pgserver.Start(ctx, dir, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := found.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if pgserver.Ping(ctx, u) == nil {
