@@ -48,6 +48,21 @@ func (r *Recorder) ReleaseHold(ctx context.Context, camera string, from, to time
 	return nil
 }
 
+// ReleaseCameraIncidentHolds releases every active hold of an incident on
+// one camera; store legal holds are lifted from objects no other active hold
+// covers.
+func (r *Recorder) ReleaseCameraIncidentHolds(ctx context.Context, camera string, incidentID int64, reason string) error {
+	n, err := r.ix.ReleaseCameraIncidentHolds(ctx, camera, incidentID, reason)
+	if err != nil {
+		return fmt.Errorf("recorder: release holds: %w", err)
+	}
+	r.log.Info("recorder: legal holds of incident released", "camera", camera, "incident", incidentID, "holds", n)
+	if err := r.applyHolds(ctx, camera); err != nil {
+		return fmt.Errorf("%w: %w", ErrHoldPending, err)
+	}
+	return nil
+}
+
 // ReleaseIncidentHolds releases every active hold of an incident.
 func (r *Recorder) ReleaseIncidentHolds(ctx context.Context, incidentID int64, reason string) error {
 	n, err := r.ix.ReleaseIncidentHolds(ctx, incidentID, reason)

@@ -35,7 +35,11 @@ func (h holdPlacer) PlaceHold(ctx context.Context, camera string, from, to time.
 // its range (the registry widens an incident's hold as the incident
 // changes, so there may be several).
 func (h holdPlacer) ReleaseHold(ctx context.Context, camera string, incidentID int64) error {
-	return h.rec.ReleaseHold(ctx, camera, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), incidentID, "incident hold released")
+	err := h.rec.ReleaseCameraIncidentHolds(ctx, camera, incidentID, "incident hold released")
+	if errors.Is(err, recorder.ErrHoldPending) {
+		return nil // released in the index; object holds lifted in the background
+	}
+	return err
 }
 
 // footageIndex is the API's FootageIndex backed by the recorder index.

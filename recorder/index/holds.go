@@ -84,6 +84,18 @@ func (ix *Index) ReleaseIncidentHolds(ctx context.Context, incidentID int64, rea
 	return tag.RowsAffected(), nil
 }
 
+// ReleaseCameraIncidentHolds releases every active hold of an incident on
+// one camera, whatever their ranges (an incident's hold is widened as the
+// incident changes, so there may be several).
+func (ix *Index) ReleaseCameraIncidentHolds(ctx context.Context, camera string, incidentID int64, reason string) (int64, error) {
+	tag, err := ix.pool.Exec(ctx, `UPDATE recorder_holds SET released_at = now(), release_reason = $3
+		WHERE released_at IS NULL AND camera = $1 AND incident_id = $2`, camera, incidentID, reason)
+	if err != nil {
+		return 0, fmt.Errorf("index: release holds of incident %d on %s: %w", incidentID, camera, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // ReleaseHold releases one hold by id; released is false when it was not
 // active.
 func (ix *Index) ReleaseHold(ctx context.Context, id int64, reason string) (released bool, err error) {
