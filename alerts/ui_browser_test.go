@@ -6,11 +6,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kuzet/kuzet/internal/testenv"
@@ -22,91 +20,13 @@ import (
 // stubs for the few viewer endpoints the live wall needs (who is logged
 // in, the facilities, an empty camera list).
 
-type uiBrowser struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	logs []string
-}
-
-func newUIBrowser(t *testing.T) *uiBrowser {
+// newUIBrowser is a Chromium for the alert panel; a wait that times out
+// shows the page's text.
+func newUIBrowser(t *testing.T) *testenv.Browser {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
-	b := &uiBrowser{}
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
-		var line string
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type != runtime.ConsoleAPICalledTypeError {
-				return
-			}
-			for _, a := range e.Args {
-				line += string(a.Value) + a.Description + " "
-			}
-		case *runtime.EventExceptionThrown:
-			line = "exception: " + e.ExceptionDetails.Text
-			if e.ExceptionDetails.Exception != nil {
-				line += " " + e.ExceptionDetails.Exception.Description
-			}
-		default:
-			return
-		}
-		b.mu.Lock()
-		b.logs = append(b.logs, line)
-		b.mu.Unlock()
-	}))
-	b.ctx = ctx
-	if err := chromedp.Do(ctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, l := range b.logs {
-			t.Logf("browser: %s", l)
-		}
-	})
+	b := testenv.NewBrowser(t, chromedp.WindowSize(1400, 900))
+	b.Diagnose = `"page: " + document.getElementById("main").innerText.slice(0, 2000)`
 	return b
-}
-
-func (b *uiBrowser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-func uiEval[T any](t *testing.T, b *uiBrowser, js string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("browser: evaluate %q: %v", js, err)
-	}
-	return v
-}
-
-func (b *uiBrowser) wait(t *testing.T, d time.Duration, what, js string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !uiEval[bool](t, b, js) {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %s waiting for %s; page: %s", d, what,
-				uiEval[string](t, b, `document.getElementById("main").innerText.slice(0, 2000)`))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // uiServer serves the UI files, the alert API and the viewer stubs; a
@@ -170,33 +90,33 @@ func TestAlertPanelAndHealthPageInBrowser(t *testing.T) {
 	b := newUIBrowser(t)
 
 	// The operator of f16 opens the live wall: the panel is there, empty.
-	b.do(t, chromedp.Navigate(base+"/test-login?user=op16&to=%23/live/f16"))
-	b.wait(t, 10*time.Second, "the alert panel", `document.querySelector("#alert-panel .alert-none") !== null`)
-	uiEval[bool](t, b, `(window.__noReload = true)`)
+	b.Run(t, chromedp.Navigate(base+"/test-login?user=op16&to=%23/live/f16"))
+	b.WaitJS(t, 10*time.Second, "the alert panel", `document.querySelector("#alert-panel .alert-none") !== null`)
+	testenv.Eval[bool](t, b, `(window.__noReload = true)`)
 
 	// Alerts of f16 appear without reload; f27's never.
 	start := time.Now()
 	e.health.set("f16-c1", func(c *fakeCam) { c.reconnects += 3 })
 	e.health.set("f27-c1", func(c *fakeCam) { c.reconnects += 3 })
-	d := b.wait(t, 3*time.Second, "the f16 alert in the panel", `document.querySelector('.alert-item[data-kind="camera_flapping"]') !== null`)
+	d := b.WaitJS(t, 3*time.Second, "the f16 alert in the panel", `document.querySelector('.alert-item[data-kind="camera_flapping"]') !== null`)
 	t.Logf("alert shown in the panel %s after its condition", time.Since(start).Round(time.Millisecond))
 	_ = d
 	e.waitAlert(t, KindCameraFlapping, "f27-c1", 3*time.Second)
 	time.Sleep(500 * time.Millisecond)
-	if n := uiEval[int](t, b, `document.querySelectorAll(".alert-item").length`); n != 1 {
-		t.Fatalf("%d alerts in the f16 operator's panel, want 1: %s", n, uiEval[string](t, b, `document.getElementById("alert-list").innerText`))
+	if n := testenv.Eval[int](t, b, `document.querySelectorAll(".alert-item").length`); n != 1 {
+		t.Fatalf("%d alerts in the f16 operator's panel, want 1: %s", n, testenv.Eval[string](t, b, `document.getElementById("alert-list").innerText`))
 	}
-	if !uiEval[bool](t, b, `window.__noReload === true && document.getElementById("alert-count").textContent === "1"`) {
+	if !testenv.Eval[bool](t, b, `window.__noReload === true && document.getElementById("alert-count").textContent === "1"`) {
 		t.Fatal("page reloaded or count wrong")
 	}
-	if href := uiEval[string](t, b, `document.querySelector(".alert-timeline").getAttribute("href")`); !strings.HasPrefix(href, "/#/camera/f16-c1?t=") {
+	if href := testenv.Eval[string](t, b, `document.querySelector(".alert-timeline").getAttribute("href")`); !strings.HasPrefix(href, "/#/camera/f16-c1?t=") {
 		t.Errorf("timeline link %q", href)
 	}
 
 	// Acknowledge with a note.
-	b.do(t, chromedp.SendKeys(chromedp.CSS(".alert-item input"), "guard on the way"),
+	b.Run(t, chromedp.SendKeys(chromedp.CSS(".alert-item input"), "guard on the way"),
 		chromedp.Click(chromedp.CSS(".alert-item .alert-ack")))
-	b.wait(t, 5*time.Second, "the acknowledged alert", `document.querySelector('.alert-item[data-state="acknowledged"]') !== null`)
+	b.WaitJS(t, 5*time.Second, "the acknowledged alert", `document.querySelector('.alert-item[data-state="acknowledged"]') !== null`)
 	a := e.waitAlert(t, KindCameraFlapping, "f16-c1", time.Second)
 	if a.State != StateAcknowledged || a.AckedBy != "op16" || a.AckNote != "guard on the way" {
 		t.Fatalf("alert after the browser's ack: %+v", a)
@@ -209,13 +129,13 @@ func TestAlertPanelAndHealthPageInBrowser(t *testing.T) {
 	// the last hour's charts.
 	e.health.set("f16-c2", func(c *fakeCam) { c.state, c.flowing = "offline", false })
 	time.Sleep(time.Second)
-	b.do(t, chromedp.Navigate(base+"/test-login?user=it16&to=%23/health%3Fcamera%3Df16-c1"))
-	b.wait(t, 10*time.Second, "the health table", `document.querySelectorAll("#health-list tbody tr").length === 2`)
-	b.wait(t, 5*time.Second, "the fps chart", `(document.querySelector("#health-fps path.health-line")?.getAttribute("d") || "").includes("L")`)
-	if got := uiEval[string](t, b, `document.querySelector('#health-list tr[data-camera="f16-c2"]').innerText`); !strings.Contains(got, "offline") || !strings.Contains(got, "timeout") {
+	b.Run(t, chromedp.Navigate(base+"/test-login?user=it16&to=%23/health%3Fcamera%3Df16-c1"))
+	b.WaitJS(t, 10*time.Second, "the health table", `document.querySelectorAll("#health-list tbody tr").length === 2`)
+	b.WaitJS(t, 5*time.Second, "the fps chart", `(document.querySelector("#health-fps path.health-line")?.getAttribute("d") || "").includes("L")`)
+	if got := testenv.Eval[string](t, b, `document.querySelector('#health-list tr[data-camera="f16-c2"]').innerText`); !strings.Contains(got, "offline") || !strings.Contains(got, "timeout") {
 		t.Errorf("f16-c2 row %q: want offline with its last error", got)
 	}
-	if uiEval[bool](t, b, `document.querySelector('#health-list tr[data-camera="f27-c1"]') !== null`) {
+	if testenv.Eval[bool](t, b, `document.querySelector('#health-list tr[data-camera="f27-c1"]') !== null`) {
 		t.Error("f16 IT sees an f27 camera")
 	}
 }

@@ -2,14 +2,12 @@ package viewer
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -160,132 +158,19 @@ func newBrowserStack(t *testing.T, live LiveConfig) *browserStack {
 	return &browserStack{base: "http://" + addr.String(), reg: reg, sim: sim, mgr: mgr, live: lv}
 }
 
-// browser is one headless Chromium with its log of console errors.
-type browser struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	logs []string
-}
-
-func newBrowser(t *testing.T) *browser {
+// newBrowser is a Chromium for the live wall; a wait that times out shows
+// the tiles.
+func newBrowser(t *testing.T) *testenv.Browser {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1600, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &browser{}
-	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
-		var line string
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeWarning {
-				return
-			}
-			var parts []string
-			for _, a := range e.Args {
-				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
-			}
-			line = string(e.Type) + ": " + strings.Join(parts, " ")
-		case *runtime.EventExceptionThrown:
-			line = "exception: " + e.ExceptionDetails.Text
-			if e.ExceptionDetails.Exception != nil {
-				line += " " + e.ExceptionDetails.Exception.Description
-			}
-		default:
-			return
-		}
-		b.mu.Lock()
-		b.logs = append(b.logs, line)
-		b.mu.Unlock()
-	}))
-	b.ctx = ctx
-	// The first Run starts the browser, which lives as long as ctx: no
-	// timeout on it.
-	if err := chromedp.Do(ctx); err != nil {
-		cancelCtx()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, l := range b.logs {
-			t.Logf("browser %s", l)
-		}
-	})
+	b := testenv.NewBrowser(t, chromedp.WindowSize(1600, 1000))
+	b.Diagnose = `"tiles: " + JSON.stringify([...document.querySelectorAll(".tile")].map(t => ({...t.dataset, text: t.innerText})))`
 	return b
 }
 
-func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+// login signs user in on the page at base/hash.
+func login(t *testing.T, b *testenv.Browser, base, hash, user string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-// evalJS evaluates a JavaScript expression in the page.
-func evalJS[T any](t *testing.T, b *browser, js string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("browser: evaluate %q: %v", js, err)
-	}
-	return v
-}
-
-func (b *browser) screenshot(t *testing.T, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	path := filepath.Join(artifactDir(t), name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
-// waitJS polls a JavaScript condition until it is true.
-func (b *browser) waitJS(t *testing.T, d time.Duration, what, js string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		if evalJS[bool](t, b, js) {
-			return time.Since(start)
-		}
-		if time.Since(start) > d {
-			dump := evalJS[string](t, b, `JSON.stringify([...document.querySelectorAll(".tile")].map(t => ({...t.dataset, text: t.innerText})))`)
-			t.Fatalf("timed out after %v waiting for %s; tiles: %s", d, what, dump)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (b *browser) login(t *testing.T, base, hash, user string) {
-	t.Helper()
-	b.run(t,
+	b.Run(t,
 		chromedp.Navigate(base+"/"+hash),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), user),
@@ -293,19 +178,6 @@ func (b *browser) login(t *testing.T, base, hash, user string) {
 		chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#top")),
 	)
-}
-
-// artifactDir is where browser tests leave screenshots.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KUZET_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(testenv.RepoRoot(t), "test-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 type tileInfo struct {
@@ -338,14 +210,14 @@ func TestLiveInBrowser(t *testing.T) {
 
 	t.Run("operator wall of four cameras", func(t *testing.T) {
 		b := newBrowser(t)
-		b.login(t, st.base, "#/health", "op16")
-		b.run(t, chromedp.WaitVisible(chromedp.CSS(`main h1`)), chromedp.WaitVisible(chromedp.CSS(`a[data-nav="live"]`)))
-		evalJS[bool](t, b, `window.kuzetMarker = "no reload"; document.addEventListener("click", e => { window.clickAt = e.timeStamp }, true); true`)
-		b.run(t, chromedp.Click(chromedp.CSS(`a[data-nav="live"]`)))
-		waited := b.waitJS(t, 20*time.Second, "4 live tiles",
+		login(t, b, st.base, "#/health", "op16")
+		b.Run(t, chromedp.WaitVisible(chromedp.CSS(`main h1`)), chromedp.WaitVisible(chromedp.CSS(`a[data-nav="live"]`)))
+		testenv.Eval[bool](t, b, `window.kuzetMarker = "no reload"; document.addEventListener("click", e => { window.clickAt = e.timeStamp }, true); true`)
+		b.Run(t, chromedp.Click(chromedp.CSS(`a[data-nav="live"]`)))
+		waited := b.WaitJS(t, 20*time.Second, "4 live tiles",
 			`[...document.querySelectorAll(".tile:not([hidden])")].filter(t => t.dataset.state === "live").length === 4`)
-		clickAt := evalJS[float64](t, b, `window.clickAt`)
-		tiles := evalJS[[]tileInfo](t, b, tilesJS)
+		clickAt := testenv.Eval[float64](t, b, `window.clickAt`)
+		tiles := testenv.Eval[[]tileInfo](t, b, tilesJS)
 		for _, ti := range tiles {
 			t.Logf("tile %s: %s over %s, click to first decoded frame %.0f ms", ti.Camera, ti.State, ti.Transport, ti.FirstFrameAt-clickAt)
 			if ti.Transport != "webrtc" {
@@ -353,11 +225,11 @@ func TestLiveInBrowser(t *testing.T) {
 			}
 		}
 		t.Logf("all four tiles live %v after the click", waited.Round(time.Millisecond))
-		t.Logf("player states: %s", evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog.map(e => [e[0] - window.clickAt, ...e.slice(1)]))`))
-		t.Logf("requests after the click: %s", evalJS[string](t, b, `JSON.stringify(performance.getEntriesByType("resource").filter(e => e.startTime >= window.clickAt).map(e => [e.name.replace(location.origin, ""), Math.round(e.startTime - window.clickAt), Math.round(e.duration)]))`))
+		t.Logf("player states: %s", testenv.Eval[string](t, b, `JSON.stringify(window.kuzetLiveLog.map(e => [e[0] - window.clickAt, ...e.slice(1)]))`))
+		t.Logf("requests after the click: %s", testenv.Eval[string](t, b, `JSON.stringify(performance.getEntriesByType("resource").filter(e => e.startTime >= window.clickAt).map(e => [e.name.replace(location.origin, ""), Math.round(e.startTime - window.clickAt), Math.round(e.duration)]))`))
 		before := tiles
 		time.Sleep(5 * time.Second)
-		tiles = evalJS[[]tileInfo](t, b, tilesJS)
+		tiles = testenv.Eval[[]tileInfo](t, b, tilesJS)
 		for i, ti := range tiles {
 			// 25 fps for 5 s is 125 frames; a decoder that only
 			// limps along fails this.
@@ -367,7 +239,7 @@ func TestLiveInBrowser(t *testing.T) {
 				t.Logf("tile %s decoded %.0f frames in 5 s", ti.Camera, d)
 			}
 		}
-		b.screenshot(t, "live-wall-4.png")
+		b.Screenshot(t, "live-wall-4.png")
 
 		// The camera dies mid-view: the tile says offline (and why)
 		// within 12 s, and shows the picture again when it is back,
@@ -375,26 +247,26 @@ func TestLiveInBrowser(t *testing.T) {
 		killed := time.Now()
 		st.sim.Camera(2).Offline(6 * time.Second)
 		sel := `document.querySelector('.tile[data-camera="f16-c2"]')`
-		d := b.waitJS(t, 12*time.Second, "tile of the killed camera offline", sel+`.dataset.state === "offline"`)
-		why := evalJS[string](t, b, sel+`.querySelector(".why").textContent`)
+		d := b.WaitJS(t, 12*time.Second, "tile of the killed camera offline", sel+`.dataset.state === "offline"`)
+		why := testenv.Eval[string](t, b, sel+`.querySelector(".why").textContent`)
 		t.Logf("tile offline %v after the camera died: %q", d.Round(time.Millisecond), why)
 		if why == "" {
 			t.Error("offline tile does not say why")
 		}
-		b.screenshot(t, "live-wall-camera-offline.png")
-		others := evalJS[[]tileInfo](t, b, tilesJS)
+		b.Screenshot(t, "live-wall-camera-offline.png")
+		others := testenv.Eval[[]tileInfo](t, b, tilesJS)
 		for _, ti := range others {
 			if ti.Camera != "f16-c2" && ti.State != "live" {
 				t.Errorf("tile %s is %s while another camera is down", ti.Camera, ti.State)
 			}
 		}
-		d = b.waitJS(t, 30*time.Second, "tile live again", sel+`.dataset.state === "live"`)
+		d = b.WaitJS(t, 30*time.Second, "tile live again", sel+`.dataset.state === "live"`)
 		t.Logf("picture back %v after the camera died (offline for 6 s)", time.Since(killed).Round(time.Millisecond))
 		_ = d
-		frames1 := evalJS[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
+		frames1 := testenv.Eval[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
 		time.Sleep(time.Second)
-		frames2 := evalJS[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
-		marker := evalJS[string](t, b, `window.kuzetMarker || ""`)
+		frames2 := testenv.Eval[float64](t, b, sel+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
+		marker := testenv.Eval[string](t, b, `window.kuzetMarker || ""`)
 		if frames2 <= frames1 || marker != "no reload" {
 			t.Errorf("after the restart: frames %v → %v, marker %q", frames1, frames2, marker)
 		}
@@ -416,23 +288,23 @@ func TestLiveInBrowser(t *testing.T) {
 
 	t.Run("camera page from the keyboard", func(t *testing.T) {
 		b := newBrowser(t)
-		b.login(t, st.base, "#/live/f16?layout=4", "op16")
-		b.waitJS(t, 15*time.Second, "a live tile", `!!document.querySelector('.tile[data-camera="f16-c3"][data-state="live"]')`)
-		b.run(t, chromedp.SendKeys(chromedp.CSS(`.tile[data-camera="f16-c3"]`), kb.Enter))
-		b.waitJS(t, 15*time.Second, "the camera page, live", `location.hash === "#/camera/f16-c3" && !!document.querySelector('.camera-page .tile[data-state="live"]')`)
-		if h1 := evalJS[string](t, b, `document.querySelector("h1").textContent`); h1 != "Yard gate" {
+		login(t, b, st.base, "#/live/f16?layout=4", "op16")
+		b.WaitJS(t, 15*time.Second, "a live tile", `!!document.querySelector('.tile[data-camera="f16-c3"][data-state="live"]')`)
+		b.Run(t, chromedp.SendKeys(chromedp.CSS(`.tile[data-camera="f16-c3"]`), kb.Enter))
+		b.WaitJS(t, 15*time.Second, "the camera page, live", `location.hash === "#/camera/f16-c3" && !!document.querySelector('.camera-page .tile[data-state="live"]')`)
+		if h1 := testenv.Eval[string](t, b, `document.querySelector("h1").textContent`); h1 != "Yard gate" {
 			t.Errorf("camera page title %q", h1)
 		}
-		b.screenshot(t, "camera-page.png")
+		b.Screenshot(t, "camera-page.png")
 	})
 
 	t.Run("fallback stream over WebSocket", func(t *testing.T) {
 		b := newBrowser(t)
-		b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c3&transport=mse", "op16")
-		b.waitJS(t, 15*time.Second, "MSE tile live", `(() => { const t = document.querySelector(".tile"); return !!t && t.dataset.state === "live" && t.dataset.transport === "mse" })()`)
-		f1 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+		login(t, b, st.base, "#/live/f16?layout=1&cams=f16-c3&transport=mse", "op16")
+		b.WaitJS(t, 15*time.Second, "MSE tile live", `(() => { const t = document.querySelector(".tile"); return !!t && t.dataset.state === "live" && t.dataset.transport === "mse" })()`)
+		f1 := testenv.Eval[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
 		time.Sleep(2 * time.Second)
-		f2 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+		f2 := testenv.Eval[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
 		if f2-f1 < 25 {
 			t.Errorf("fallback tile decoded %.0f frames in 2 s", f2-f1)
 		}
@@ -441,21 +313,21 @@ func TestLiveInBrowser(t *testing.T) {
 
 	t.Run("H.265 camera in a browser without H.265", func(t *testing.T) {
 		b := newBrowser(t)
-		b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c6", "op16")
-		b.waitJS(t, 15*time.Second, "the tile to say it cannot play the camera", `document.querySelector(".tile")?.dataset.state === "unplayable"`)
-		why := evalJS[string](t, b, `document.querySelector(".tile .why").textContent`)
+		login(t, b, st.base, "#/live/f16?layout=1&cams=f16-c6", "op16")
+		b.WaitJS(t, 15*time.Second, "the tile to say it cannot play the camera", `document.querySelector(".tile")?.dataset.state === "unplayable"`)
+		why := testenv.Eval[string](t, b, `document.querySelector(".tile .why").textContent`)
 		if !strings.Contains(why, "not playable in this browser") {
 			t.Errorf("tile says %q", why)
 		}
-		t.Logf("H.265 tile: %q; player states: %s", why, evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
+		t.Logf("H.265 tile: %q; player states: %s", why, testenv.Eval[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
 	})
 
 	t.Run("operator of another facility is refused and audited", func(t *testing.T) {
 		b := newBrowser(t)
-		b.login(t, st.base, "#/live/f16?layout=4&cams=f16-c1,f16-c2,f16-c3,f16-c4", "op27")
-		b.waitJS(t, 15*time.Second, "4 refused tiles",
+		login(t, b, st.base, "#/live/f16?layout=4&cams=f16-c1,f16-c2,f16-c3,f16-c4", "op27")
+		b.WaitJS(t, 15*time.Second, "4 refused tiles",
 			`[...document.querySelectorAll(".tile:not([hidden])")].filter(t => t.dataset.state === "refused").length === 4`)
-		b.screenshot(t, "live-wall-refused.png")
+		b.Screenshot(t, "live-wall-refused.png")
 		rows, err := st.reg.Audit().List(ctx, registry.AuditFilter{Actor: "op27", Action: registry.AuditLiveStart, AnyFacility: true})
 		if err != nil {
 			t.Fatal(err)
@@ -486,18 +358,18 @@ func TestLiveFallbackInBrowser(t *testing.T) {
 		return ok && h.State == ingest.StateOnline
 	})
 	b := newBrowser(t)
-	b.login(t, st.base, "#/live/f16?layout=1&cams=f16-c1", "op16")
-	d := b.waitJS(t, 20*time.Second, "the tile live over the fallback",
+	login(t, b, st.base, "#/live/f16?layout=1&cams=f16-c1", "op16")
+	d := b.WaitJS(t, 20*time.Second, "the tile live over the fallback",
 		`(() => { const t = document.querySelector(".tile"); return !!t && t.dataset.state === "live" && t.dataset.transport === "mse" })()`)
 	t.Logf("live over the fallback %v after login; player states: %s", d.Round(time.Millisecond),
-		evalJS[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
-	f1 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+		testenv.Eval[string](t, b, `JSON.stringify(window.kuzetLiveLog)`))
+	f1 := testenv.Eval[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
 	time.Sleep(2 * time.Second)
-	f2 := evalJS[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
+	f2 := testenv.Eval[float64](t, b, `document.querySelector(".tile video").getVideoPlaybackQuality().totalVideoFrames`)
 	if f2-f1 < 25 {
 		t.Errorf("fallback decoded %.0f frames in 2 s", f2-f1)
 	}
-	if !strings.Contains(evalJS[string](t, b, `document.querySelector(".tile .foot").textContent`), "fallback") {
+	if !strings.Contains(testenv.Eval[string](t, b, `document.querySelector(".tile .foot").textContent`), "fallback") {
 		t.Error("the tile does not say it plays the fallback")
 	}
 }

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kuzet/kuzet/ingest"
@@ -26,120 +24,13 @@ import (
 	"github.com/kuzet/kuzet/viewer/evidence"
 )
 
-// browser is one headless Chromium with its console errors.
-type browser struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	logs []string
-}
-
-func newBrowser(t *testing.T) *browser {
+// newBrowser is a Chromium for recorded playback; a wait that times out
+// shows the tiles and the player's last events.
+func newBrowser(t *testing.T) *testenv.Browser {
 	t.Helper()
-	exe := testenv.Chromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1600, 1200),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &browser{}
-	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
-		var line string
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeWarning {
-				return
-			}
-			var parts []string
-			for _, a := range e.Args {
-				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
-			}
-			line = string(e.Type) + ": " + strings.Join(parts, " ")
-		case *runtime.EventExceptionThrown:
-			line = "exception: " + e.ExceptionDetails.Text
-			if e.ExceptionDetails.Exception != nil {
-				line += " " + e.ExceptionDetails.Exception.Description
-			}
-		default:
-			return
-		}
-		b.mu.Lock()
-		b.logs = append(b.logs, line)
-		b.mu.Unlock()
-	}))
-	b.ctx = ctx
-	if err := chromedp.Do(ctx); err != nil {
-		cancelCtx()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
-	}
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc()
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, l := range b.logs {
-			t.Logf("browser %s", l)
-		}
-	})
+	b := testenv.NewBrowser(t)
+	b.Diagnose = `"tiles: " + ` + tilesJSON + ` + "; events: " + JSON.stringify((window.kuzetPlayback || {events: []}).events.filter(e => e.type !== "position").slice(-20))`
 	return b
-}
-
-func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-func evalJS[T any](t *testing.T, b *browser, js string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("browser: evaluate %q: %v", js, err)
-	}
-	return v
-}
-
-// waitJS polls a JavaScript condition until it holds.
-func (b *browser) waitJS(t *testing.T, d time.Duration, what, js string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !evalJS[bool](t, b, js) {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s; tiles: %s; events: %s", d, what, evalJS[string](t, b, tilesJSON),
-				evalJS[string](t, b, `JSON.stringify((window.kuzetPlayback || {events: []}).events.filter(e => e.type !== "position").slice(-20))`))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
-func (b *browser) screenshot(t *testing.T, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := os.Getenv("KUZET_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(testenv.RepoRoot(t), "test-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
 }
 
 // tilesJSON describes the playback tiles: camera, state, the capture
@@ -156,10 +47,10 @@ type pbTile struct {
 	Frames int    `json:"frames"`
 }
 
-func (b *browser) tiles(t *testing.T) map[string]pbTile {
+func tiles(t *testing.T, b *testenv.Browser) map[string]pbTile {
 	t.Helper()
 	var ts []pbTile
-	if err := json.Unmarshal([]byte(evalJS[string](t, b, tilesJSON)), &ts); err != nil {
+	if err := json.Unmarshal([]byte(testenv.Eval[string](t, b, tilesJSON)), &ts); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]pbTile{}
@@ -307,7 +198,7 @@ func TestPlaybackInBrowser(t *testing.T) {
 	}
 
 	b := newBrowser(t)
-	b.run(t,
+	b.Run(t,
 		chromedp.Navigate(fmt.Sprintf("%s/#/incident/%d", s.base, inc.ID)),
 		chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), "inv"),
@@ -318,30 +209,30 @@ func TestPlaybackInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#footage-open")),
 		chromedp.WaitVisible(chromedp.CSS(".timeline")),
 	)
-	if n := evalJS[int](t, b, `document.querySelectorAll(".tl-row").length`); n != 3 {
+	if n := testenv.Eval[int](t, b, `document.querySelectorAll(".tl-row").length`); n != 3 {
 		t.Fatalf("timeline rows: %d", n)
 	}
-	if n := evalJS[int](t, b, `document.querySelectorAll('.tl-track[data-camera="f16-c2"] .tl-gap').length`); n < 1 {
+	if n := testenv.Eval[int](t, b, `document.querySelectorAll('.tl-track[data-camera="f16-c2"] .tl-gap').length`); n < 1 {
 		t.Errorf("camera 2's gap is not on the timeline")
 	}
-	b.run(t, chromedp.Click(chromedp.CSS("#playback-start")))
-	d := b.waitJS(t, 20*time.Second, "every tile playing with decoded frames", `[...document.querySelectorAll(".pb-tile")].length === 3 &&
+	b.Run(t, chromedp.Click(chromedp.CSS("#playback-start")))
+	d := b.WaitJS(t, 20*time.Second, "every tile playing with decoded frames", `[...document.querySelectorAll(".pb-tile")].length === 3 &&
 		[...document.querySelectorAll(".pb-tile")].every(t => t.dataset.state === "playing" && t.dataset.mark &&
 			t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames > 10)`)
 	t.Logf("all three tiles decoding %v after pressing play", d.Round(time.Millisecond))
-	b.screenshot(t, "playback-incident.png")
+	b.Screenshot(t, "playback-incident.png")
 
 	// Seek to T, 3 s before camera 2's gap.
 	T := gap.Start.Add(-3 * time.Second)
-	before := b.tiles(t)
-	b.run(t,
+	before := tiles(t, b)
+	b.Run(t,
 		chromedp.SetValue(chromedp.CSS(".pb-goto"), T.UTC().Format(time.RFC3339Nano)),
 		chromedp.Click(chromedp.CSS(".pb-goto-form button")),
 	)
 	const gop = 2 * time.Second
-	b.waitJS(t, 10*time.Second, "every tile near T", fmt.Sprintf(`[...document.querySelectorAll(".pb-tile")].every(t => {
+	b.WaitJS(t, 10*time.Second, "every tile near T", fmt.Sprintf(`[...document.querySelectorAll(".pb-tile")].every(t => {
 		const m = Date.parse(t.dataset.mark || ""); return Math.abs(m - %d) <= %d })`, T.UnixMilli(), gop.Milliseconds()))
-	after := b.tiles(t)
+	after := tiles(t, b)
 	for _, id := range ids {
 		m := markTime(t, after[id].Mark)
 		t.Logf("after the seek to %s: %s shows the frame captured at %s (%+v from T), %d frames decoded",
@@ -362,12 +253,12 @@ func TestPlaybackInBrowser(t *testing.T) {
 		}
 	}
 	sawGap := false
-	last := b.tiles(t)
+	last := tiles(t, b)
 	lastChange := map[string]time.Time{"f16-c1": time.Now(), "f16-c3": time.Now()}
 	deadline := time.Now().Add(25 * time.Second)
 	for {
 		time.Sleep(250 * time.Millisecond)
-		now := b.tiles(t)
+		now := tiles(t, b)
 		for _, id := range []string{"f16-c1", "f16-c3"} {
 			if now[id].Frames > last[id].Frames {
 				lastChange[id] = time.Now()
@@ -377,8 +268,8 @@ func TestPlaybackInBrowser(t *testing.T) {
 		}
 		if now["f16-c2"].State == "gap" && !sawGap {
 			sawGap = true
-			b.screenshot(t, "playback-camera-gap.png")
-			why := evalJS[string](t, b, `document.querySelector('.pb-tile[data-camera="f16-c2"] .why').textContent`)
+			b.Screenshot(t, "playback-camera-gap.png")
+			why := testenv.Eval[string](t, b, `document.querySelector('.pb-tile[data-camera="f16-c2"] .why').textContent`)
 			t.Logf("camera 2 during its gap: %q while camera 1 shows %s", why, now["f16-c1"].Mark)
 			if !strings.Contains(why, "camera offline") {
 				t.Errorf("camera 2's tile says %q", why)
@@ -401,10 +292,10 @@ func TestPlaybackInBrowser(t *testing.T) {
 	}
 
 	// The export button: progress, then the signed package.
-	b.run(t, chromedp.Click(chromedp.CSS(".ex-start")))
-	d = b.waitJS(t, 60*time.Second, "the export done", `document.querySelector(".export")?.dataset.state === "done"`)
-	href := evalJS[string](t, b, `document.querySelector(".ex-download").getAttribute("href")`)
-	t.Logf("export done %v after the click: %s (%s)", d.Round(time.Millisecond), href, evalJS[string](t, b, `document.querySelector(".ex-text").textContent`))
+	b.Run(t, chromedp.Click(chromedp.CSS(".ex-start")))
+	d = b.WaitJS(t, 60*time.Second, "the export done", `document.querySelector(".export")?.dataset.state === "done"`)
+	href := testenv.Eval[string](t, b, `document.querySelector(".ex-download").getAttribute("href")`)
+	t.Logf("export done %v after the click: %s (%s)", d.Round(time.Millisecond), href, testenv.Eval[string](t, b, `document.querySelector(".ex-text").textContent`))
 	code, pkg := s.do(t, "inv", "GET", href, nil, nil)
 	pub, err := evidence.ParsePublicKey(mustRead(t, s.keyFile+".pub"))
 	if err != nil {
@@ -413,25 +304,25 @@ func TestPlaybackInBrowser(t *testing.T) {
 	if rep, err := evidence.Verify(bytes.NewReader(pkg), int64(len(pkg)), pub); code != 200 || err != nil || len(rep.Manifest.Files) != 4 {
 		t.Fatalf("package from the page: %d, %v", code, err)
 	}
-	b.screenshot(t, "playback-export-done.png")
+	b.Screenshot(t, "playback-export-done.png")
 
 	// The prisoner's page: risk class, movements, the incident, and the
 	// footage of where the prisoner was, played.
-	b.run(t, chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="#/prisoner/%d"]`, pr.ID))))
-	b.waitJS(t, 10*time.Second, "the prisoner page", `!!document.querySelector(".prisoner-page table.movements") && !!document.querySelector(".incident-list a")`)
-	if txt := evalJS[string](t, b, `document.querySelector(".prisoner-page").innerText`); !strings.Contains(txt, "high (assessed 2026-01-10 by Classification board)") ||
+	b.Run(t, chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="#/prisoner/%d"]`, pr.ID))))
+	b.WaitJS(t, 10*time.Second, "the prisoner page", `!!document.querySelector(".prisoner-page table.movements") && !!document.querySelector(".incident-list a")`)
+	if txt := testenv.Eval[string](t, b, `document.querySelector(".prisoner-page").innerText`); !strings.Contains(txt, "high (assessed 2026-01-10 by Classification board)") ||
 		!strings.Contains(txt, fmt.Sprintf("#%d fight", inc.ID)) {
 		t.Errorf("prisoner page says:\n%s", txt)
 	}
-	b.run(t,
+	b.Run(t,
 		chromedp.SendKeys(chromedp.CSS("#pf-reason"), "where was the prisoner during the fight"),
 		chromedp.Click(chromedp.CSS(".prisoner-page form.reason-form button[type=submit]")),
 	)
-	b.waitJS(t, 10*time.Second, "the stay with its cameras", `!!document.querySelector(".stay button") && !document.querySelector(".stay button").disabled`)
-	b.run(t, chromedp.Click(chromedp.CSS(".stay button")))
-	b.waitJS(t, 20*time.Second, "the prisoner's cameras playing", `[...document.querySelectorAll(".pb-tile")].length === 3 &&
+	b.WaitJS(t, 10*time.Second, "the stay with its cameras", `!!document.querySelector(".stay button") && !document.querySelector(".stay button").disabled`)
+	b.Run(t, chromedp.Click(chromedp.CSS(".stay button")))
+	b.WaitJS(t, 20*time.Second, "the prisoner's cameras playing", `[...document.querySelectorAll(".pb-tile")].length === 3 &&
 		[...document.querySelectorAll(".pb-tile")].every(t => t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames > 10)`)
-	b.screenshot(t, "prisoner-footage.png")
+	b.Screenshot(t, "prisoner-footage.png")
 	rows, err := s.reg.Audit().List(ctx, registry.AuditFilter{Actor: "inv", Action: registry.AuditPlayback, AnyFacility: true})
 	if err != nil {
 		t.Fatal(err)
