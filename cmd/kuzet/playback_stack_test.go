@@ -99,7 +99,7 @@ func newFootageStack(t testing.TB, pool *pgxpool.Pool, ix *index.Index, st store
 	}
 	metrics := prometheus.NewRegistry()
 	s.pb, s.ex, err = newRecordedFootage(recordedSettings{ExportDir: filepath.Join(t.TempDir(), "exports"), SigningKeyFile: s.keyFile},
-		pool, ix, st, nil, reg.Audit(), o.mark, metrics, log)
+		ix, st, nil, reg.Audit(), o.mark, metrics, log)
 	if err != nil {
 		t.Fatal(err)
 	}

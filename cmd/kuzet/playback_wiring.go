@@ -9,8 +9,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kuzet/kuzet/recorder/index"
@@ -28,34 +26,20 @@ import (
 // recordings is viewer.Recordings (and viewer.SpanIndex) backed by the
 // recorder's index.
 type recordings struct {
-	ix   *index.Index
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	ix  *index.Index
+	log *slog.Logger
 }
 
-// RecordedSpans merges camera's segments overlapping [from, to) into spans
-// of continuous recording in PostgreSQL (one row per span, from the
-// (camera, start_at) index), for the timeline. It reads the recorder's
-// table directly: it belongs in recorder/index as Index.Spans.
+// RecordedSpans returns camera's spans of continuous recording overlapping
+// [from, to), merged by the index, for the timeline.
 func (r recordings) RecordedSpans(ctx context.Context, camera string, from, to time.Time) ([]viewer.RecordedSpan, error) {
-	rows, err := r.pool.Query(ctx, `SELECT min(start_at), max(end_at), count(*), sum(bytes) FROM (
-			SELECT start_at, end_at, bytes,
-				count(*) FILTER (WHERE prev_end IS NULL OR start_at > prev_end + interval '1 second')
-					OVER (ORDER BY start_at) AS span
-			FROM (SELECT start_at, end_at, bytes, lag(end_at) OVER (ORDER BY start_at) AS prev_end
-				FROM recorder_segments WHERE camera = $1 AND start_at < $3 AND end_at > $2 AND NOT deleting) s
-		) t GROUP BY span ORDER BY 1`, camera, index.Micro(from), index.Micro(to))
+	spans, err := r.ix.Spans(ctx, camera, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("index: spans of %s: %w", camera, err)
+		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (viewer.RecordedSpan, error) {
-		var s viewer.RecordedSpan
-		err := row.Scan(&s.Start, &s.End, &s.Segments, &s.Bytes)
-		s.Start, s.End = s.Start.UTC(), s.End.UTC()
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("index: spans of %s: %w", camera, err)
+	out := make([]viewer.RecordedSpan, len(spans))
+	for i, s := range spans {
+		out[i] = viewer.RecordedSpan{Start: s.Start, End: s.End, Segments: s.Segments, Bytes: s.Bytes}
 	}
 	return out, nil
 }
@@ -143,9 +127,9 @@ type recordedSettings struct {
 // newRecordedFootage builds recorded playback and, with a signing key,
 // evidence export. The exporter is nil (its routes answer 503) without a
 // key.
-func newRecordedFootage(s recordedSettings, pool *pgxpool.Pool, ix *index.Index, objects store.Store, live *viewer.Live,
+func newRecordedFootage(s recordedSettings, ix *index.Index, objects store.Store, live *viewer.Live,
 	audit viewer.Auditor, mark viewer.FrameMarkFunc, metrics prometheus.Registerer, log *slog.Logger) (*viewer.Playback, *viewer.Exporter, error) {
-	recs := recordings{ix: ix, pool: pool, log: log}
+	recs := recordings{ix: ix, log: log}
 	pb, err := viewer.NewPlayback(viewer.PlaybackConfig{MaxSessions: s.MaxSessions}, viewer.PlaybackDeps{
 		Recordings: recs, Objects: objects, Audit: audit, Live: live, FrameMark: mark,
 		Metrics: metrics, Log: log.With("component", "playback"),

@@ -224,7 +224,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, hooks *serv
 		ExportDir: cfg.Export.Dir, SigningKeyFile: cfg.Export.SigningKeyFile,
 		MaxRunning: cfg.Export.MaxRunning, MaxJobs: cfg.Export.MaxJobs, Keep: cfg.Export.Keep,
 		MaxSessions: cfg.Playback.MaxSessions,
-	}, pool, rec.Index(), objects, nil, reg.Audit(), frameMark, metrics, log)
+	}, rec.Index(), objects, nil, reg.Audit(), frameMark, metrics, log)
 	if err != nil {
 		return err
 	}
