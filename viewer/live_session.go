@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -43,6 +44,33 @@ type liveSession struct {
 
 // stop ends the session with cause (the first cause wins).
 func (s *liveSession) stop(cause error) { s.cancel(cause) }
+
+// newLiveSession makes the session of p watching cam over transport, with
+// the context that stop ends. When no session id can be drawn it answers
+// 500 and returns false.
+func (l *Live) newLiveSession(w http.ResponseWriter, r *http.Request, transport string, p registry.Principal, cam LiveCamera) (*liveSession, context.Context, bool) {
+	sid, err := newLiveSessionID()
+	if err != nil {
+		writeLiveProblem(w, http.StatusInternalServerError, liveCodeInternal, "no session id")
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &liveSession{
+		id: sid, transport: transport, client: liveClient(r), principal: p, camera: cam,
+		started: l.now(), cancel: cancel,
+	}
+	return s, ctx, true
+}
+
+// addLiveReader adds the reader of a live view to stream: bounded by
+// QueueItems and QueueBytes, starting at the current GOP and skipping to
+// the next keyframe when the viewer falls behind.
+func (l *Live) addLiveReader(stream *ingest.Stream) (*ingest.Reader, error) {
+	return stream.AddReader(ingest.ReaderConfig{
+		Kind: ingest.ReaderLive, Capacity: l.cfg.QueueItems, MaxBytes: l.cfg.QueueBytes,
+		Policy: ingest.SkipToKeyframe, FromGOP: true,
+	})
+}
 
 // auditStop writes the live.stop row of a session. Its failure cannot
 // refuse anything any more: it is logged and counted.
@@ -96,10 +124,7 @@ func (l *Live) runWebRTC(ctx context.Context, s *liveSession, p *livePeer, strea
 		t.Stop()
 		return
 	}
-	r, err := stream.AddReader(ingest.ReaderConfig{
-		Kind: ingest.ReaderLive, Capacity: l.cfg.QueueItems, MaxBytes: l.cfg.QueueBytes,
-		Policy: ingest.SkipToKeyframe, FromGOP: true,
-	})
+	r, err := l.addLiveReader(stream)
 	if err != nil {
 		s.stop(errLiveStreamEnded)
 		return

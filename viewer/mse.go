@@ -71,25 +71,19 @@ func (l *Live) mseStream(w http.ResponseWriter, r *http.Request) {
 		writeLiveProblem(w, http.StatusServiceUnavailable, liveCodeFull, "the server has no room for another live view")
 		return
 	}
-	sid, err := newLiveSessionID()
-	if err != nil {
-		writeLiveProblem(w, http.StatusInternalServerError, liveCodeInternal, "no session id")
+	s, ctx, ok := l.newLiveSession(w, r, transportMSE, p, cam)
+	if !ok {
 		return
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &liveSession{
-		id: sid, transport: transportMSE, client: liveClient(r), principal: p, camera: cam,
-		started: l.now(), cancel: cancel,
-	}
 	if !l.auditStart(w, r, s) {
-		cancel(errors.New("audit failed"))
+		s.stop(errors.New("audit failed"))
 		return
 	}
 	// Accept refuses cross-origin upgrades: another site cannot ride the
 	// viewer's session cookie.
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
-		cancel(err)
+		s.stop(err)
 		l.auditStop(s, fmt.Errorf("websocket: %w", err))
 		l.metrics.starts.WithLabelValues(transportMSE, "bad_request").Inc()
 		return
@@ -97,14 +91,14 @@ func (l *Live) mseStream(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(1024)
 	err = l.addSession(s, func() { l.runMSE(ctx, s, conn, stream) })
 	if err != nil {
-		cancel(err)
+		s.stop(err)
 		_ = conn.Close(websocket.StatusTryAgainLater, err.Error())
 		l.auditStop(s, err)
 		l.metrics.starts.WithLabelValues(transportMSE, "unavailable").Inc()
 		return
 	}
 	l.metrics.starts.WithLabelValues(transportMSE, "ok").Inc()
-	l.log.Info("live view started", "camera", cam.ID, "user", p.Username, "session", sid, "transport", transportMSE)
+	l.log.Info("live view started", "camera", cam.ID, "user", p.Username, "session", s.id, "transport", transportMSE)
 }
 
 // sameOrigin reports whether a WebSocket upgrade comes from a page of this
@@ -159,10 +153,7 @@ func (l *Live) runMSE(ctx context.Context, s *liveSession, conn *websocket.Conn,
 			}
 		}
 	}()
-	r, err := stream.AddReader(ingest.ReaderConfig{
-		Kind: ingest.ReaderLive, Capacity: l.cfg.QueueItems, MaxBytes: l.cfg.QueueBytes,
-		Policy: ingest.SkipToKeyframe, FromGOP: true,
-	})
+	r, err := l.addLiveReader(stream)
 	if err != nil {
 		s.stop(errLiveStreamEnded)
 		return

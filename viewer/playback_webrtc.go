@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -224,21 +220,9 @@ func (p *Playback) negotiate(ctx context.Context, s *playSession, codecs []webrt
 			return "", fmt.Errorf("register %s: %w", c.MimeType, err)
 		}
 	}
-	ir := &interceptor.Registry{}
-	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(x.nackSize), nack.WithResponderLoggerFactory(x.logs))
+	pc, err := x.peerConnection(m)
 	if err != nil {
-		return "", fmt.Errorf("nack: %w", err)
-	}
-	ir.Add(resp)
-	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(x.logs))
-	if err != nil {
-		return "", fmt.Errorf("sender reports: %w", err)
-	}
-	ir.Add(sr)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(x.se), webrtc.WithInterceptorRegistry(ir))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: x.iceServers, BundlePolicy: webrtc.BundlePolicyMaxBundle})
-	if err != nil {
-		return "", fmt.Errorf("peer connection: %w", err)
+		return "", err
 	}
 	s.pc = pc
 	ok := false
@@ -247,17 +231,7 @@ func (p *Playback) negotiate(ctx context.Context, s *playSession, codecs []webrt
 			_ = pc.Close()
 		}
 	}()
-	var once sync.Once
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			once.Do(func() { close(s.connected) })
-		case webrtc.PeerConnectionStateFailed:
-			s.stop(errLivePeerFailed)
-		case webrtc.PeerConnectionStateClosed:
-			s.stop(errLivePeerClosed)
-		}
-	})
+	watchPeer(pc, s.connected, s.stop)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		if dc.Label() != "control" {
 			return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -142,6 +143,12 @@ func (x *liveICE) newPeerConnection(ch whepChoice) (*webrtc.PeerConnection, erro
 			return nil, fmt.Errorf("register %s: %w", ch.audio.MimeType, err)
 		}
 	}
+	return x.peerConnection(m)
+}
+
+// peerConnection builds a peer connection on the ICE ports with the codecs
+// of m, NACK retransmission and RTCP sender reports.
+func (x *liveICE) peerConnection(m *webrtc.MediaEngine) (*webrtc.PeerConnection, error) {
 	ir := &interceptor.Registry{}
 	resp, err := nack.NewResponderInterceptor(nack.ResponderSize(x.nackSize), nack.WithResponderLoggerFactory(x.logs))
 	if err != nil {
@@ -162,6 +169,22 @@ func (x *liveICE) newPeerConnection(ch whepChoice) (*webrtc.PeerConnection, erro
 		return nil, fmt.Errorf("peer connection: %w", err)
 	}
 	return pc, nil
+}
+
+// watchPeer closes connected when pc first connects and stops the session
+// (stop) when the connection fails or closes.
+func watchPeer(pc *webrtc.PeerConnection, connected chan struct{}, stop func(cause error)) {
+	var once sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			once.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed:
+			stop(errLivePeerFailed)
+		case webrtc.PeerConnectionStateClosed:
+			stop(errLivePeerClosed)
+		}
+	})
 }
 
 // pionLogs sends pion's logs to slog: its errors and warnings as warnings

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -76,19 +75,13 @@ func (l *Live) whepOffer(w http.ResponseWriter, r *http.Request) {
 		writeLiveProblem(w, http.StatusServiceUnavailable, liveCodeFull, "the server has no room for another live view")
 		return
 	}
-	sid, err := newLiveSessionID()
-	if err != nil {
-		writeLiveProblem(w, http.StatusInternalServerError, liveCodeInternal, "no session id")
+	s, ctx, ok := l.newLiveSession(w, r, transportWebRTC, p, cam)
+	if !ok {
 		return
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	s := &liveSession{
-		id: sid, transport: transportWebRTC, client: liveClient(r), principal: p, camera: cam,
-		started: l.now(), cancel: cancel,
 	}
 	pcs, answer, err := l.negotiate(r.Context(), s, off, choice, body)
 	if err != nil {
-		cancel(err)
+		s.stop(err)
 		var oe *whepOfferError
 		if errors.As(err, &oe) {
 			l.metrics.starts.WithLabelValues(transportWebRTC, "bad_request").Inc()
@@ -101,13 +94,13 @@ func (l *Live) whepOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !l.auditStart(w, r, s) {
-		cancel(errors.New("audit failed"))
+		s.stop(errors.New("audit failed"))
 		pcs.close()
 		return
 	}
 	err = l.addSession(s, func() { l.runWebRTC(ctx, s, pcs, stream, choice) })
 	if err != nil {
-		cancel(err)
+		s.stop(err)
 		pcs.close()
 		l.auditStop(s, err)
 		l.metrics.starts.WithLabelValues(transportWebRTC, "unavailable").Inc()
@@ -115,13 +108,13 @@ func (l *Live) whepOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.metrics.starts.WithLabelValues(transportWebRTC, "ok").Inc()
-	l.log.Info("live view started", "camera", cam.ID, "user", p.Username, "session", sid, "transport", transportWebRTC,
+	l.log.Info("live view started", "camera", cam.ID, "user", p.Username, "session", s.id, "transport", transportWebRTC,
 		"video", choice.video.MimeType)
 	if choice.audioNote != "" {
 		w.Header().Set(whepNoteHeader, choice.audioNote)
 	}
 	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", "/whep/sessions/"+sid)
+	w.Header().Set("Location", "/whep/sessions/"+s.id)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
@@ -175,17 +168,7 @@ func (l *Live) negotiate(ctx context.Context, s *liveSession, off *whepOffer, ch
 			_ = pc.Close()
 		}
 	}()
-	var once sync.Once
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			once.Do(func() { close(p.connected) })
-		case webrtc.PeerConnectionStateFailed:
-			s.stop(errLivePeerFailed)
-		case webrtc.PeerConnectionStateClosed:
-			s.stop(errLivePeerClosed)
-		}
-	})
+	watchPeer(pc, p.connected, s.stop)
 	streamID := "kuzet-" + s.camera.ID
 	p.video, err = webrtc.NewTrackLocalStaticRTP(ch.video.RTPCodecCapability, "video", streamID)
 	if err != nil {
