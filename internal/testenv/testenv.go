@@ -1,5 +1,7 @@
-// Package testenv gives tests the real services Kuzet runs against: a
-// PostgreSQL database, a MinIO server, ffprobe/ffmpeg and Chromium.
+// Package testenv gives tests the real services and tools Kuzet runs
+// against or is checked with: a PostgreSQL database, a MinIO server,
+// ffprobe/ffmpeg, Chromium (and a chromedp harness for it), GStreamer's RTSP
+// server as a third-party camera, and promtool.
 //
 // Each helper finds or starts the service and returns it, or reports it
 // missing. Under `make test` (KUZET_TEST_REQUIRE=1) a missing service fails
