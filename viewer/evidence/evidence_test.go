@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kuzet/kuzet/internal/testenv"
 )
 
 var testTime = time.Date(2025, 3, 10, 9, 30, 0, 0, time.UTC)
@@ -305,7 +307,7 @@ func TestOpenSSLVerifiesTheSignature(t *testing.T) {
 	t.Parallel()
 	exe, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed: the manual procedure of README.txt is not checked")
+		testenv.Missing(t, "openssl", "apt-get install openssl (checks the README.txt manual procedure)")
 	}
 	privPEM, pubPEM, err := GenerateKey()
 	if err != nil {
