@@ -450,3 +450,93 @@ func TestCamsimActivity(t *testing.T) {
 		}
 	}
 }
+
+// cameraHealth is camera's current health from ingest.
+func (x *e2e) cameraHealth(t *testing.T, camera string) ingest.Health {
+	t.Helper()
+	for _, h := range x.mgr.Health() {
+		if h.Camera == camera {
+			return h
+		}
+	}
+	t.Fatalf("no health of %s", camera)
+	return ingest.Health{}
+}
+
+// TestCamsimClockOffset: a camera whose clock, as its RTCP sender reports
+// show it, runs 5 s ahead, then is set right. Ingest maps RTP time to the
+// camera's wall clock through the reports it parses and derives the offset
+// from them; ClockOffsetFor keeps its default (10 s).
+func TestCamsimClockOffset(t *testing.T) {
+	t.Parallel()
+	x := startE2E(t, Config{}, 2, nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h1, h2 := x.cameraHealth(t, "cam1"), x.cameraHealth(t, "cam2")
+		if h1.ClockOffsetKnown && h2.ClockOffsetKnown && h1.State == ingest.StateOnline {
+			if h1.ClockOffset.Abs() > 200*time.Millisecond || h2.ClockOffset.Abs() > 200*time.Millisecond {
+				t.Fatalf("clock offsets %v and %v before the fault, want about 0", h1.ClockOffset, h2.ClockOffset)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clock offsets not known within 20 s: %+v", h1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	skewed := time.Now()
+	x.sim.Camera(1).SkewClock(5 * time.Second)
+	// Ingest smooths the offset over a few dozen frames: it passes
+	// ClockOffsetMax (2 s) within half a second and settles at 5 s.
+	var crossed time.Time
+	for {
+		h := x.cameraHealth(t, "cam1")
+		if crossed.IsZero() && h.ClockOffset > 2*time.Second {
+			crossed = time.Now()
+		}
+		if (h.ClockOffset - 5*time.Second).Abs() < 200*time.Millisecond {
+			t.Logf("ingest: camera clock over 2 s off %s after the skew, %v off after %s",
+				crossed.Sub(skewed).Round(time.Millisecond), h.ClockOffset.Round(time.Millisecond), time.Since(skewed).Round(time.Millisecond))
+			break
+		}
+		if time.Since(skewed) > 5*time.Second {
+			t.Fatalf("clock offset %v (known %v) 5 s after a 5 s skew", h.ClockOffset, h.ClockOffsetKnown)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := crossed.Sub(skewed); d > time.Second {
+		t.Errorf("offset over 2 s only %s after the skew", d)
+	}
+	at := x.waitEvent(t, EventOpened, KindCameraClockOffset, "cam1", 0, 20*time.Second)
+	_, ev, _ := x.log.first(EventOpened, KindCameraClockOffset, "cam1")
+	t.Logf("clock offset alert %s after the skew, %s after the offset passed 2 s: %s",
+		at.Sub(skewed).Round(time.Millisecond), at.Sub(crossed).Round(time.Millisecond), ev.Alert.Detail)
+	// The condition holds from the first evaluation that sees the offset
+	// (up to 1 s after it crossed) and must last ClockOffsetFor measured
+	// between evaluation ticks: one tick delayed by a millisecond more than
+	// a later one costs a whole Interval (1 s) more.
+	if d := at.Sub(crossed); d < 10*time.Second || d > 12500*time.Millisecond {
+		t.Errorf("clock offset alert %s after the offset passed 2 s, want ClockOffsetFor (10 s) + at most 2.5 s", d)
+	}
+	if !strings.Contains(ev.Alert.Detail, "camera clock 5") && !strings.Contains(ev.Alert.Detail, "camera clock 4.9") {
+		t.Errorf("alert detail %q does not show the 5 s offset", ev.Alert.Detail)
+	}
+
+	fixed := time.Now()
+	x.sim.Camera(1).SkewClock(0)
+	res := x.waitEvent(t, EventResolved, KindCameraClockOffset, "cam1", 0, 20*time.Second)
+	t.Logf("clock offset resolved %s after the clock was set right", res.Sub(fixed).Round(time.Millisecond))
+	// The smoothed offset falls under ClockOffsetMax within a second,
+	// then ClearFor (3 s) between evaluation ticks (up to 2 s more, as
+	// above), and slack.
+	if d := res.Sub(fixed); d < 3*time.Second || d > 6500*time.Millisecond {
+		t.Errorf("resolved %s after the clock was set right, want ClearFor (3 s) + at most 3.5 s", d)
+	}
+	if h := x.cameraHealth(t, "cam1"); h.ClockOffset.Abs() > 200*time.Millisecond {
+		t.Errorf("clock offset %v after the clock was set right", h.ClockOffset)
+	}
+	if n := len(x.mem.all(KindCameraClockOffset, "cam2")); n != 0 {
+		t.Errorf("camera 2 alerted clock offset %d times", n)
+	}
+}

@@ -33,7 +33,7 @@ Examples:
   kuzet camsim --cameras 300 --clip testdata/clips/h264_1920x1080.ts
   kuzet camsim --cameras 8 --camera-clip 5-8=testdata/clips/h265_640x360.ts \
     --username viewer --fault "stall cams=2 at=20s every=1m for=5s" \
-    --fault "drop cams=3 at=30s for=15s"`,
+    --fault "drop cams=3 at=30s for=15s" --fault "skew cams=4 at=1m offset=5s"`,
 		flags: func(fs *flag.FlagSet) func(context.Context, []string) error {
 			listen := fs.String("listen", "127.0.0.1:8554", "RTSP `address` to listen on (TCP); port 0 picks a free one")
 			cameras := fs.Int("cameras", 16, "`number` of cameras, served at /cam/1 .. /cam/N")

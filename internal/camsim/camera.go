@@ -81,6 +81,8 @@ type Camera struct {
 	mu           sync.Mutex
 	stallUntil   time.Time
 	offlineUntil time.Time
+	skew         time.Duration // clock skew of the sender reports
+	skewUntil    time.Time     // when skew ends; zero: it stays
 	sessions     map[*gortsplib.ServerSession]struct{}
 
 	// owned by the run goroutine
@@ -239,6 +241,45 @@ func (c *Camera) LosePackets(n int) {
 	c.log.Info("fault: packet loss", "packets", n)
 }
 
+// SkewClock sets the camera's clock d away from true time (negative: behind)
+// as its RTCP sender reports show it: their NTP time is true time plus d,
+// so a receiver that maps RTP timestamps to wall time through them sees
+// every frame d late or early. The camera sends a sender report with the
+// new clock before its next video frame. SkewClock(0) sets the clock right
+// again. Frame pacing, RTP timestamps and SEI marks (Mark.Capture stays true
+// send time) do not change. d is clamped to MaxClockSkew either way.
+func (c *Camera) SkewClock(d time.Duration) {
+	c.skewClock(d, 0)
+}
+
+// skewClock sets the skew, for a while when lasting is positive.
+func (c *Camera) skewClock(d, lasting time.Duration) {
+	d = max(min(d, MaxClockSkew), -MaxClockSkew)
+	c.mu.Lock()
+	c.skew, c.skewUntil = d, time.Time{}
+	if lasting > 0 {
+		c.skewUntil = time.Now().Add(lasting)
+	}
+	c.mu.Unlock()
+	if lasting > 0 {
+		c.log.Info("fault: clock skew", "offset", d, "for", lasting)
+	} else {
+		c.log.Info("fault: clock skew", "offset", d)
+	}
+}
+
+// clockSkew returns the skew in force at now, ending a skew whose time is
+// up.
+func (c *Camera) clockSkew(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.skewUntil.IsZero() && !now.Before(c.skewUntil) {
+		c.skew, c.skewUntil = 0, time.Time{}
+		c.log.Info("fault: clock skew over")
+	}
+	return c.skew
+}
+
 func (c *Camera) addSession(s *gortsplib.ServerSession) {
 	c.mu.Lock()
 	c.sessions[s] = struct{}{}
@@ -282,6 +323,7 @@ type loopState struct {
 	vTSBase, aTSBase uint32
 
 	lastSR                     time.Time
+	skew                       time.Duration // of the last sender reports
 	vPackets, vOctets          uint32
 	aPackets, aOctets          uint32
 	pauseVTicks, pauseATicks   int64
@@ -346,7 +388,9 @@ func (c *Camera) run(ctx context.Context, start time.Time, p pacer) {
 			c.sendAudio(&s, due)
 			continue
 		}
-		if fr.key || now.Sub(s.lastSR) >= c.srPeriod {
+		// A changed clock shows in a sender report at once.
+		if skew := c.clockSkew(now); fr.key || now.Sub(s.lastSR) >= c.srPeriod || skew != s.skew {
+			s.skew = skew
 			c.sendSenderReports(&s, now)
 		}
 		c.sendFrame(&s, fr, due, now)
@@ -388,6 +432,8 @@ func (c *Camera) apply(f Fault) {
 		c.SendGarbage(f.Count)
 	case FaultLoss:
 		c.LosePackets(f.Count)
+	case FaultClockSkew:
+		c.skewClock(f.Offset, f.For)
 	}
 }
 
@@ -450,12 +496,13 @@ func (c *Camera) writeRTP(m *description.Media, pt uint8, seq *uint16, ts uint32
 	*octets += uint32(len(payload))
 }
 
-// sendSenderReports sends one RTCP sender report per track, mapping now to
-// the RTP clock the camera's frames follow.
+// sendSenderReports sends one RTCP sender report per track, mapping now (on
+// the camera's clock: s.skew away) to the RTP clock the camera's frames
+// follow.
 func (c *Camera) sendSenderReports(s *loopState, now time.Time) {
 	s.lastSR = now
 	elapsed := now.Sub(s.start)
-	ntp := ntpTime(now)
+	ntp := ntpTime(now.Add(s.skew))
 	c.writeRTCP(c.video, &rtcp.SenderReport{
 		SSRC:        c.videoSSRC,
 		NTPTime:     ntp,

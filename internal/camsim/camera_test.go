@@ -499,3 +499,99 @@ func TestCameraCountsSlowReaderDrops(t *testing.T) {
 		}
 	})
 }
+
+// A skewed clock shows in the NTP time of the sender reports, from a report
+// sent before the next video frame, and nowhere else: RTP timestamps, their
+// mapping and the marks stay true.
+func TestCameraSkewClock(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		file   string
+		faults []Fault
+		hooks  func(c *Camera) map[time.Duration]func()
+		// want is the skew of a report sent el after start.
+		want func(el time.Duration) time.Duration
+		// forced are times of reports that only the change explains (no
+		// key frame, no period).
+		forced []time.Duration
+	}{
+		{
+			name: "SkewClock", file: "h264_aac_640x360.ts",
+			hooks: func(c *Camera) map[time.Duration]func() {
+				return map[time.Duration]func(){
+					2010 * time.Millisecond: func() { c.SkewClock(5 * time.Second) },
+					4010 * time.Millisecond: func() { c.SkewClock(0) },
+				}
+			},
+			want: func(el time.Duration) time.Duration {
+				if el >= 2040*time.Millisecond && el < 4040*time.Millisecond {
+					return 5 * time.Second
+				}
+				return 0
+			},
+			forced: []time.Duration{2040 * time.Millisecond, 4040 * time.Millisecond},
+		},
+		{
+			name: "scheduled", file: "h264_640x360.ts",
+			faults: []Fault{{Kind: FaultClockSkew, At: 1020 * time.Millisecond, For: 2 * time.Second, Offset: -3 * time.Second}},
+			want: func(el time.Duration) time.Duration {
+				if el >= 1040*time.Millisecond && el < 3040*time.Millisecond {
+					return -3 * time.Second
+				}
+				return 0
+			},
+			forced: []time.Duration{1040 * time.Millisecond, 3040 * time.Millisecond},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c, rec := newTestCamera(t, tc.file, tc.faults...)
+				start := time.Now()
+				var hooks map[time.Duration]func()
+				if tc.hooks != nil {
+					hooks = tc.hooks(c)
+				}
+				runFor(c, 6*time.Second, hooks)
+				frames := rec.frames(t, c.clip.codec)
+				for i, f := range frames {
+					if !f.mark.Capture.Equal(f.at) {
+						t.Fatalf("frame %d: mark capture %v, sent %v", i, f.mark.Capture.Sub(start), f.at.Sub(start))
+					}
+				}
+				rec.mu.Lock()
+				defer rec.mu.Unlock()
+				skewed, audio := 0, 0
+				seen := map[time.Duration]bool{}
+				for i, sr := range rec.srs {
+					el := rec.srAt[i].Sub(start)
+					want := tc.want(el)
+					if got := ntpToTime(sr.NTPTime).Sub(rec.srAt[i]); (got - want).Abs() > time.Microsecond {
+						t.Errorf("report at %v (audio %v): clock %v off, want %v", el, rec.srAudio[i], got, want)
+					}
+					if want != 0 {
+						skewed++
+					}
+					if rec.srAudio[i] {
+						audio++
+						continue
+					}
+					seen[el] = true
+					if w := frames[0].ts + uint32(ticks(el, videoClockRate)); sr.RTPTime != w {
+						t.Errorf("report at %v: RTP time %d, want %d", el, sr.RTPTime, w)
+					}
+				}
+				for _, at := range tc.forced {
+					if !seen[at] {
+						t.Errorf("no video sender report at %v, when the clock changed", at)
+					}
+				}
+				if skewed < 2 {
+					t.Errorf("%d skewed reports", skewed)
+				}
+				if (c.clip.audio != nil) != (audio > 0) {
+					t.Errorf("%d audio reports", audio)
+				}
+			})
+		})
+	}
+}

@@ -42,7 +42,9 @@
 // # Faults
 //
 // Drop, offline, stall, timestamp jumps and packet loss act on sessions,
-// pacing and the camera's RTP numbering. A changed SSRC and
+// pacing and the camera's RTP numbering; a clock skew (Camera.SkewClock)
+// moves the NTP time of the camera's sender reports away from true time,
+// as a camera with a wrong clock does. A changed SSRC and
 // malformed packets cannot be expressed through the server's API, so a thin
 // wrapper of each TCP connection rewrites the SSRC field of outgoing
 // interleaved frames and writes extra malformed frames before the next

@@ -31,7 +31,15 @@ const (
 	// FaultLoss skips Count video RTP packets, leaving a sequence gap
 	// (Camera.LosePackets).
 	FaultLoss FaultKind = "loss"
+	// FaultClockSkew sets the camera's clock, as its RTCP sender reports
+	// show it, Offset away from true time; with For, only for that long
+	// (Camera.SkewClock).
+	FaultClockSkew FaultKind = "skew"
 )
+
+// MaxClockSkew bounds Fault.Offset and Camera.SkewClock either way: about a
+// century, which still reaches a camera whose clock fell back to 1970.
+const MaxClockSkew = 100 * 365 * 24 * time.Hour
 
 // minFaultPeriod bounds how often a fault may repeat.
 const minFaultPeriod = 100 * time.Millisecond
@@ -47,8 +55,9 @@ type Fault struct {
 	At time.Duration
 	// Every repeats the fault with this period; 0 fires it once.
 	Every time.Duration
-	// For is how long a stall lasts (required) or how long a dropped camera
-	// refuses new sessions (optional).
+	// For is how long a stall lasts (required), how long a dropped camera
+	// refuses new sessions (optional), or how long a clock skew lasts
+	// (optional; without it the skew stays).
 	For time.Duration
 	// Ticks is the timestamp jump in 90 kHz ticks (tsjump; default 900000,
 	// 10 s).
@@ -56,10 +65,13 @@ type Fault struct {
 	// Count is the number of malformed (garbage) or lost (loss) packets;
 	// default 10.
 	Count int
+	// Offset is the clock skew (skew; required, non-zero, may be negative:
+	// the camera's clock behind), at most MaxClockSkew either way.
+	Offset time.Duration
 }
 
 // FaultSyntax documents ParseFault's input, for command-line help.
-const FaultSyntax = `KIND [cams=LIST] [at=DUR] [every=DUR] [for=DUR] [ticks=N] [count=N]
+const FaultSyntax = `KIND [cams=LIST] [at=DUR] [every=DUR] [for=DUR] [ticks=N] [count=N] [offset=DUR]
   KIND is one of:
     drop     close the sessions; with for=DUR also refuse new ones (503) that long
     stall    send nothing for for=DUR (required), keeping sessions open;
@@ -68,10 +80,14 @@ const FaultSyntax = `KIND [cams=LIST] [at=DUR] [every=DUR] [for=DUR] [ticks=N] [
     tsjump   add ticks=N (90 kHz, default 900000 = 10 s) to the RTP timestamps
     garbage  send count=N (default 10) malformed RTP packets to each session
     loss     skip the next count=N (default 10) video RTP packets (a sequence gap)
+    skew     set the camera's clock offset=DUR (required; negative: behind) from
+             true time in its RTCP sender reports, at once; with for=DUR only
+             that long (without, the skew stays)
   cams=LIST  cameras, e.g. 3 or 1,4-6 or all (default all)
   at=DUR     first injection after server start, e.g. 30s (default 0s)
   every=DUR  repeat with this period (default: once; at least 100ms)
-  Example: "drop cams=2,5-7 at=30s every=1m for=10s"`
+  Examples: "drop cams=2,5-7 at=30s every=1m for=10s"
+            "skew cams=4 at=1m for=2m offset=5s"`
 
 // ParseFault parses one fault specification; see FaultSyntax.
 func ParseFault(spec string) (Fault, error) {
@@ -81,9 +97,9 @@ func ParseFault(spec string) (Fault, error) {
 	}
 	f := Fault{Kind: FaultKind(fields[0])}
 	switch f.Kind {
-	case FaultDrop, FaultStall, FaultSSRC, FaultTimestampJump, FaultGarbage, FaultLoss:
+	case FaultDrop, FaultStall, FaultSSRC, FaultTimestampJump, FaultGarbage, FaultLoss, FaultClockSkew:
 	default:
-		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (want drop, stall, ssrc, tsjump, garbage or loss)", spec, fields[0])
+		return Fault{}, fmt.Errorf("fault %q: unknown kind %q (want drop, stall, ssrc, tsjump, garbage, loss or skew)", spec, fields[0])
 	}
 	seen := map[string]bool{}
 	for _, kv := range fields[1:] {
@@ -123,6 +139,14 @@ func ParseFault(spec string) (Fault, error) {
 			if err == nil && (f.Count <= 0 || f.Count > 10000) {
 				err = errors.New("must be 1..10000")
 			}
+		case "offset":
+			if f.Kind != FaultClockSkew {
+				return Fault{}, fmt.Errorf("fault %q: offset applies to skew only", spec)
+			}
+			f.Offset, err = time.ParseDuration(v)
+			if err == nil && f.Offset == 0 {
+				err = errors.New("must not be zero")
+			}
 		default:
 			return Fault{}, fmt.Errorf("fault %q: unknown key %q", spec, k)
 		}
@@ -152,11 +176,21 @@ func (f *Fault) validate() error {
 		if f.Count == 0 {
 			f.Count = 10
 		}
+	case FaultClockSkew:
+		if f.Offset == 0 {
+			return errors.New("skew needs offset=DUR")
+		}
+		if f.Offset > MaxClockSkew || f.Offset < -MaxClockSkew {
+			return fmt.Errorf("offset beyond %v", MaxClockSkew)
+		}
 	default:
 		return fmt.Errorf("unknown kind %q", f.Kind)
 	}
-	if f.For != 0 && f.Kind != FaultDrop && f.Kind != FaultStall {
-		return fmt.Errorf("for applies to drop and stall only")
+	if f.For != 0 && f.Kind != FaultDrop && f.Kind != FaultStall && f.Kind != FaultClockSkew {
+		return fmt.Errorf("for applies to drop, stall and skew only")
+	}
+	if f.Offset != 0 && f.Kind != FaultClockSkew {
+		return fmt.Errorf("offset applies to skew only")
 	}
 	if f.At < 0 || f.For < 0 {
 		return errors.New("negative duration")
@@ -204,6 +238,9 @@ func (f Fault) String() string {
 	}
 	if f.Kind == FaultGarbage || f.Kind == FaultLoss {
 		fmt.Fprintf(&b, " count=%d", f.Count)
+	}
+	if f.Kind == FaultClockSkew {
+		fmt.Fprintf(&b, " offset=%v", f.Offset)
 	}
 	return b.String()
 }

@@ -22,6 +22,9 @@ var faultCases = []struct {
 	{spec: "garbage", want: Fault{Kind: FaultGarbage, Count: 10}},
 	{spec: "loss cams=4 at=2s every=10s count=3", want: Fault{Kind: FaultLoss, Cameras: []int{4}, At: 2 * time.Second, Every: 10 * time.Second, Count: 3}},
 	{spec: "loss", want: Fault{Kind: FaultLoss, Count: 10}},
+	{spec: "skew cams=2 offset=5s", want: Fault{Kind: FaultClockSkew, Cameras: []int{2}, Offset: 5 * time.Second}},
+	{spec: "skew at=1m every=5m for=2m offset=-1h30m", want: Fault{Kind: FaultClockSkew, At: time.Minute, Every: 5 * time.Minute, For: 2 * time.Minute, Offset: -90 * time.Minute}},
+	{spec: "skew offset=-490000h", want: Fault{Kind: FaultClockSkew, Offset: -490000 * time.Hour}},
 
 	{spec: "", err: "empty"},
 	{spec: "explode cams=1", err: "unknown kind"},
@@ -44,6 +47,12 @@ var faultCases = []struct {
 	{spec: "tsjump ticks=99999999999", err: "ticks"},
 	{spec: "garbage count=0", err: "1..10000"},
 	{spec: "stall count=3 for=1s", err: "garbage and loss only"},
+	{spec: "skew cams=1", err: "offset="},
+	{spec: "skew offset=0s", err: "zero"},
+	{spec: "skew offset=5", err: "missing unit"},
+	{spec: "skew offset=900000h", err: "beyond"},
+	{spec: "drop offset=5s", err: "skew only"},
+	{spec: "skew offset=1s for=1m every=1m", err: "shorter than every"},
 }
 
 func TestParseFault(t *testing.T) {

@@ -65,7 +65,7 @@ func TestFaults(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	s := startServer(t, Config{
-		Cameras:            8,
+		Cameras:            9,
 		CameraClips:        map[int]string{4: clipPath(t, "h264_aac_640x360.ts")},
 		Faults:             []Fault{{Kind: FaultDrop, Cameras: []int{7}, At: time.Second, Every: time.Second}},
 		SenderReportPeriod: 300 * time.Millisecond,
@@ -308,6 +308,60 @@ func TestFaults(t *testing.T) {
 		if missing < 1 || missing > 5 {
 			t.Errorf("%d frames missing, want 1 to 5", missing)
 		}
+	})
+
+	t.Run("skew", func(t *testing.T) {
+		t.Parallel()
+		cam := s.Camera(9)
+		c, err := dial(t, s.URL(9))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFrames(t, c, 5)
+		// offsets are the camera clock minus the receive time, of the
+		// video sender reports from the first one received after `from`.
+		offsets := func(from int) []time.Duration {
+			_, _, _, srs, _ := c.snapshot()
+			var out []time.Duration
+			for _, r := range srs[min(from, len(srs)):] {
+				if !r.audio {
+					out = append(out, ntpToTime(r.sr.NTPTime).Sub(r.at))
+				}
+			}
+			return out
+		}
+		reports := func() int {
+			_, _, _, srs, _ := c.snapshot()
+			return len(srs)
+		}
+		for _, skew := range []time.Duration{5 * time.Second, -2 * time.Second, 0} {
+			from := reports()
+			cam.SkewClock(skew)
+			// Reports on their way show the old clock; once one shows the
+			// new clock (sent before the next frame), all that follow do.
+			// Received after they were sent, the clock looks a little
+			// behind, never ahead.
+			near := func(off time.Duration) bool { return off >= skew-time.Second && off <= skew+time.Millisecond }
+			var offs []time.Duration
+			eventually(t, 30*time.Second, "three sender reports with the new clock", func() bool {
+				offs = offsets(from)
+				for i, off := range offs {
+					if near(off) {
+						offs = offs[i:]
+						return len(offs) >= 3
+					}
+				}
+				return false
+			})
+			t.Logf("skew %v: reports show %v", skew, offs)
+			for _, off := range offs {
+				if !near(off) {
+					t.Errorf("skew %v: a report after the change shows the clock %v off", skew, off)
+				}
+			}
+		}
+		_, _, frames, _, _ := c.snapshot()
+		checkConsecutive(t, 9, frames)
 	})
 
 	t.Run("scheduled drop", func(t *testing.T) {
