@@ -104,7 +104,7 @@ func (e *engine) cameraConditions(hs []ingest.Health, now time.Time) []condition
 		} else {
 			st.onlineSince, st.lowSince = time.Time{}, time.Time{}
 		}
-		if !st.lowSince.IsZero() && now.Sub(st.lowSince) >= e.cfg.LowFPSFor {
+		if !st.lowSince.IsZero() && e.lasted(now, st.lowSince, e.cfg.LowFPSFor) {
 			cond(KindCameraLowFPS, st.lowSince, "Camera frame rate low",
 				fmt.Sprintf("%.1f fps, under %.0f%% of its nominal %.1f fps", h.FPS, 100*e.cfg.LowFPSRatio, st.nominalFPS))
 		}
@@ -118,7 +118,7 @@ func (e *engine) cameraConditions(hs []ingest.Health, now time.Time) []condition
 			if st.clockSince.IsZero() {
 				st.clockSince = now
 			}
-			if now.Sub(st.clockSince) >= e.cfg.ClockOffsetFor {
+			if e.lasted(now, st.clockSince, e.cfg.ClockOffsetFor) {
 				cond(KindCameraClockOffset, st.clockSince, "Camera clock off",
 					fmt.Sprintf("camera clock %s from the server's (more than %s)", h.ClockOffset.Round(time.Millisecond), e.cfg.ClockOffsetMax))
 			}

@@ -95,7 +95,7 @@ func (e *engine) systemConditions(now time.Time) []condition {
 		if s.storeSince.IsZero() {
 			s.storeSince = now
 		}
-		if now.Sub(s.storeSince) >= e.cfg.DependencyDownFor {
+		if e.lasted(now, s.storeSince, e.cfg.DependencyDownFor) {
 			cond(KindStoreUnreachable, "store", "", s.storeSince, "Object store unreachable",
 				fmt.Sprintf("uploads wait in the spool: %s", h.StoreError))
 		}

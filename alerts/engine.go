@@ -409,7 +409,7 @@ func (e *engine) lifecycle(ctx context.Context, now time.Time, hs []ingest.Healt
 			e.clearSince[k] = now
 			since = now
 		}
-		if now.Sub(since) < e.cfg.ClearFor {
+		if !e.lasted(now, since, e.cfg.ClearFor) {
 			continue
 		}
 		note := "condition cleared"
@@ -514,7 +514,7 @@ func (e *engine) databaseCondition(now time.Time, ownOK bool) (condition, bool) 
 	if s.dbBadSince.IsZero() {
 		s.dbBadSince = now
 	}
-	if now.Sub(s.dbBadSince) < e.cfg.DependencyDownFor {
+	if !e.lasted(now, s.dbBadSince, e.cfg.DependencyDownFor) {
 		return condition{}, false
 	}
 	return condition{kind: KindDatabaseUnreachable, subject: e.cfg.Node + "/database", title: "PostgreSQL unreachable",
@@ -570,4 +570,13 @@ func b2f(b bool) float64 {
 
 func pct(used, quota int64) string {
 	return fmt.Sprintf("%.0f%% (%d of %d bytes)", 100*float64(used)/float64(quota), used, quota)
+}
+
+// lasted reports whether a condition first seen at since, on an evaluation
+// tick, has lasted d at the tick now. Ticks drift by a few milliseconds, so
+// a window that is a whole number of intervals would otherwise often need
+// one interval more; half an interval of tolerance keeps "for 10 s" at 10 s
+// without ever firing a tick early.
+func (e *engine) lasted(now, since time.Time, d time.Duration) bool {
+	return now.Sub(since) >= d-e.cfg.Interval/2
 }
