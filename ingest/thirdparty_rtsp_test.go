@@ -254,8 +254,10 @@ func TestThirdPartyRTSPServerRestart(t *testing.T) {
 			t.Fatalf("unit %d after the restart is no picture of the clip", i)
 		}
 	}
+	// At least one reconnect; attempts made while the server was still
+	// down (backoff 200 ms) count too, so more is timing, not a fault.
 	hl := h.src.Health()
-	if hl.Reconnects != 1 || hl.State != StateOnline {
+	if hl.Reconnects < 1 || hl.State != StateOnline {
 		t.Fatalf("health after the restart %+v", hl)
 	}
 }
