@@ -430,17 +430,20 @@ func (e *Exporter) runJob(ctx context.Context, j *exportJob) {
 
 // finish records a job's end in its state, the metrics and the audit log.
 func (e *Exporter) finish(j *exportJob, err error) {
-	j.mu.Lock()
-	j.finished = e.cfg.Now()
+	// Clean up and audit first, then publish the final state: whoever sees
+	// the job finished also sees its files gone and its audit row written.
+	finished := e.cfg.Now()
+	var state exportState
 	switch {
 	case err == nil:
-		j.state = exportDone
+		state = exportDone
 	case errors.Is(err, errExportCancelled) || errors.Is(err, errExportShutdown):
-		j.state, j.err = exportCancelled, err.Error()
+		state = exportCancelled
 	default:
-		j.state, j.err = exportFailed, err.Error()
+		state = exportFailed
 	}
-	state, size, sum, took := j.state, j.size, j.sha256, j.finished.Sub(j.created)
+	j.mu.Lock()
+	size, sum, took := j.size, j.sha256, finished.Sub(j.created)
 	j.mu.Unlock()
 	if err != nil {
 		_ = os.Remove(j.path + ".part")
@@ -461,6 +464,12 @@ func (e *Exporter) finish(j *exportJob, err error) {
 		e.metrics.auditFail.Inc()
 		e.log.Error("audit of an export failed", "export", j.id, "err", aerr)
 	}
+	j.mu.Lock()
+	j.finished, j.state = finished, state
+	if err != nil {
+		j.err = err.Error()
+	}
+	j.mu.Unlock()
 	e.log.Info("export finished", "export", j.id, "user", j.spec.principal.Username, "state", state, "bytes", size,
 		"took", took.Round(time.Millisecond), "err", err)
 }
